@@ -1,0 +1,252 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxIDBytes is the longest event id accepted.
+const MaxIDBytes = 255
+
+// Parse validates raw as an event no larger than maxBytes (0 means
+// DefaultMaxBytes). A missing timestamp becomes now and a missing version
+// DefaultVersion; raw itself is kept unchanged in the result.
+func Parse(raw []byte, maxBytes int, now time.Time) (*Event, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	if len(raw) > maxBytes {
+		return nil, invalid("", "event is %d bytes, over the limit of %d", len(raw), maxBytes)
+	}
+	if hasNUL(raw) {
+		return nil, invalid("", `contains \u0000, which cannot be stored`)
+	}
+
+	w, err := decodeWire(raw)
+	if err != nil {
+		return nil, err
+	}
+	return fromWire(w, raw, now)
+}
+
+func decodeWire(raw []byte) (*wire, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, invalid("", "not a JSON object")
+	}
+	var w wire
+	if err := json.Unmarshal(trimmed, &w); err != nil {
+		return nil, invalid("", "malformed JSON: %v", err)
+	}
+	return &w, nil
+}
+
+func fromWire(w *wire, raw []byte, now time.Time) (*Event, error) {
+	ev := &Event{Raw: raw}
+	var err error
+	if ev.ID, err = parseID(w.ID); err != nil {
+		return nil, err
+	}
+	if ev.Type, err = parseType(w.Type); err != nil {
+		return nil, err
+	}
+	if ev.Timestamp, err = parseTimestamp(w.Timestamp, now); err != nil {
+		return nil, err
+	}
+	if ev.Version, err = parseVersion(w.Version); err != nil {
+		return nil, err
+	}
+	if ev.Metadata, err = parseMetadata(w.Metadata); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func isNull(m json.RawMessage) bool {
+	return len(m) == 0 || string(m) == "null"
+}
+
+func parseString(field string, m json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(m, &s); err != nil {
+		return "", invalid(field, "must be a string")
+	}
+	return s, nil
+}
+
+func parseID(m json.RawMessage) (string, error) {
+	if isNull(m) {
+		return "", invalid("id", "is required")
+	}
+	id, err := parseString("id", m)
+	if err != nil {
+		return "", err
+	}
+	return id, ValidateID(id)
+}
+
+// ValidateID checks an event id: 1–255 bytes of printable ASCII, no spaces.
+func ValidateID(id string) error {
+	if id == "" {
+		return invalid("id", "must not be empty")
+	}
+	if len(id) > MaxIDBytes {
+		return invalid("id", "is %d bytes, longer than %d", len(id), MaxIDBytes)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return invalid("id", "byte %d is not printable ASCII without spaces", i)
+		}
+	}
+	return nil
+}
+
+func parseType(m json.RawMessage) (string, error) {
+	if isNull(m) {
+		return "", invalid("type", "is required")
+	}
+	typ, err := parseString("type", m)
+	if err != nil {
+		return "", err
+	}
+	return typ, ValidateType(typ)
+}
+
+// ValidateType checks an event type: words of lowercase letters, digits and
+// "_" joined by dots, at least two words, at most 255 bytes.
+func ValidateType(typ string) error {
+	if typ == "" {
+		return invalid("type", "must not be empty")
+	}
+	if len(typ) > 255 || !typePattern(typ) {
+		return invalid("type", "%q is not of the form word.word[.word…] "+
+			"(lowercase letters, digits, _)", truncate(typ, 64))
+	}
+	return nil
+}
+
+func typePattern(typ string) bool {
+	words := strings.Split(typ, ".")
+	if len(words) < 2 {
+		return false
+	}
+	for _, w := range words {
+		if !isWord(w) {
+			return false
+		}
+	}
+	return true
+}
+
+func isWord(w string) bool {
+	if w == "" {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func parseTimestamp(m json.RawMessage, now time.Time) (time.Time, error) {
+	if isNull(m) {
+		return now.UTC(), nil
+	}
+	if m[0] == '"' {
+		s, err := parseString("timestamp", m)
+		if err != nil {
+			return time.Time{}, err
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return time.Time{}, invalid("timestamp", "%q is not RFC 3339", truncate(s, 64))
+		}
+		return t.UTC(), nil
+	}
+	ms, err := strconv.ParseInt(string(m), 10, 64)
+	if err != nil {
+		return time.Time{}, invalid("timestamp",
+			"must be an RFC 3339 string or epoch milliseconds as an integer")
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
+func parseVersion(m json.RawMessage) (string, error) {
+	if isNull(m) {
+		return DefaultVersion, nil
+	}
+	v, err := parseString("version", m)
+	if err != nil {
+		return "", err
+	}
+	if v == "" || len(v) > 32 {
+		return "", invalid("version", "must be 1–32 bytes")
+	}
+	return v, nil
+}
+
+func parseMetadata(m json.RawMessage) (Metadata, error) {
+	var md Metadata
+	if isNull(m) {
+		return md, nil
+	}
+	var fields map[string]json.RawMessage
+	if m[0] != '{' || json.Unmarshal(m, &fields) != nil {
+		return md, invalid("metadata", "must be an object")
+	}
+	for key, dst := range md.targets() {
+		v, ok := fields[key]
+		if !ok || isNull(v) {
+			continue
+		}
+		s, err := parseString("metadata."+key, v)
+		if err != nil {
+			return md, err
+		}
+		*dst = s
+	}
+	return md, nil
+}
+
+func (md *Metadata) targets() map[string]*string {
+	return map[string]*string{
+		"providerId":     &md.ProviderID,
+		"channelId":      &md.ChannelID,
+		"templateId":     &md.TemplateID,
+		"messageId":      &md.MessageID,
+		"userId":         &md.UserID,
+		"organizationId": &md.OrganizationID,
+		"correlationId":  &md.CorrelationID,
+	}
+}
+
+// hasNUL reports whether raw holds a NUL byte or a JSON \u0000 escape, which
+// PostgreSQL text cannot store.
+func hasNUL(raw []byte) bool {
+	if bytes.IndexByte(raw, 0) >= 0 {
+		return true
+	}
+	for i := 0; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] == 'u' && i+6 <= len(raw) && string(raw[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // skip the escaped character, so `\\u0000` is not a NUL
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,72 @@
+-- name: DeliveryListForAttempt :many
+-- What the delivery stage needs to make an attempt for each task of a batch.
+SELECT d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.attempt_count,
+       d.next_attempt_at, ev.body,
+       ep.url, ep.headers, ep.signature_scheme, ep.secrets, ep.secrets_expire_at,
+       ep.active, ep.retry_policy, ep.timeout_ms
+FROM deliveries d
+JOIN events ev ON ev.id = d.event_id
+LEFT JOIN endpoints ep ON ep.id = d.endpoint_id
+WHERE d.id = ANY (@ids::bigint[]);
+
+-- name: DeliveryRecordAttempts :many
+-- Records a batch of attempts and their deliveries' new state in one round
+-- trip. A row is recorded only when its attempt is the delivery's next one,
+-- so a stale or repeated task changes nothing; the ids recorded are returned.
+WITH input AS (
+    SELECT unnest(@delivery_ids::bigint[]) AS delivery_id,
+           unnest(@numbers::int[]) AS number,
+           unnest(@started_ats::timestamptz[]) AS started_at,
+           unnest(@duration_ms::int[]) AS duration_ms,
+           unnest(@status_codes::int[]) AS status_code,
+           unnest(@response_bodies::text[]) AS response_body,
+           unnest(@errors::text[]) AS error,
+           unnest(@statuses::text[]) AS status,
+           unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at
+), updated AS (
+    UPDATE deliveries d
+    SET status = i.status,
+        attempt_count = i.number,
+        next_attempt_at = CASE WHEN i.status = 'pending' THEN i.next_attempt_at END,
+        last_status_code = NULLIF(i.status_code, 0),
+        last_error = i.error,
+        updated_at = now(),
+        completed_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
+    FROM input i
+    WHERE d.id = i.delivery_id
+      AND d.attempt_count = i.number - 1
+      AND d.status = 'pending'
+    RETURNING d.id
+), attempts AS (
+    INSERT INTO delivery_attempts (
+        delivery_id, number, started_at, duration_ms, status_code, response_body, error
+    )
+    SELECT i.delivery_id, i.number, i.started_at, i.duration_ms, NULLIF(i.status_code, 0),
+           i.response_body, i.error
+    FROM input i
+    WHERE i.delivery_id IN (SELECT id FROM updated)
+    ON CONFLICT (delivery_id, number) DO NOTHING
+)
+SELECT id FROM updated;
+
+-- name: DeliveryMarkSkipped :exec
+UPDATE deliveries
+SET status = 'skipped', last_error = @reason, next_attempt_at = NULL,
+    updated_at = now(), completed_at = now()
+WHERE id = ANY (@ids::bigint[]) AND status = 'pending';
+
+-- name: DeliveryGet :one
+SELECT * FROM deliveries WHERE id = @id;
+
+-- name: DeliveryList :many
+-- Newest first, every filter optional; the cursor is the last id seen.
+SELECT * FROM deliveries
+WHERE (sqlc.narg(endpoint_id)::text IS NULL OR endpoint_id = sqlc.narg(endpoint_id)::text)
+  AND (sqlc.narg(event_id)::text IS NULL OR event_id = sqlc.narg(event_id)::text)
+  AND (sqlc.narg(event_type)::text IS NULL OR event_type = sqlc.narg(event_type)::text)
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
+  AND (sqlc.narg(since)::timestamptz IS NULL OR created_at >= sqlc.narg(since)::timestamptz)
+  AND (sqlc.narg(until)::timestamptz IS NULL OR created_at < sqlc.narg(until)::timestamptz)
+  AND (sqlc.narg(before_id)::bigint IS NULL OR id < sqlc.narg(before_id)::bigint)
+ORDER BY id DESC
+LIMIT @max_rows;

@@ -1,0 +1,28 @@
+-- name: EndpointInsert :one
+INSERT INTO endpoints (
+    id, url, description, event_types, filter_provider_ids, filter_channel_ids,
+    filter_template_ids, headers, signature_scheme, secrets, active, retry_policy,
+    timeout_ms, rate_limit
+) VALUES (
+    @id, @url, @description, @event_types, @filter_provider_ids, @filter_channel_ids,
+    @filter_template_ids, @headers, @signature_scheme, @secrets, @active,
+    sqlc.narg(retry_policy), sqlc.narg(timeout_ms), sqlc.narg(rate_limit)
+)
+RETURNING *;
+
+-- name: EndpointGet :one
+SELECT * FROM endpoints WHERE id = @id;
+
+-- name: EndpointList :many
+-- Newest first; the cursor is the (created_at, id) of the last row seen.
+SELECT * FROM endpoints
+WHERE (sqlc.narg(cursor_created_at)::timestamptz IS NULL
+       OR (created_at, id) < (sqlc.narg(cursor_created_at)::timestamptz, @cursor_id::text))
+  AND (sqlc.narg(active)::boolean IS NULL OR active = sqlc.narg(active)::boolean)
+ORDER BY created_at DESC, id DESC
+LIMIT @max_rows;
+
+-- name: EndpointDisable :exec
+UPDATE endpoints
+SET active = false, disabled_reason = @reason, updated_at = now()
+WHERE id = @id;
