@@ -117,3 +117,147 @@ func (b *Binder) Bool(p *bool, name, env string, def bool, usage string) {
 func (b *Binder) Fail(name, format string, args ...any) error {
 	return &FieldError{Setting: name, Env: b.envs[name], Reason: fmt.Sprintf(format, args...)}
 }
+
+// Consumer is the configuration of the consumer daemon.
+type Consumer struct {
+	// NATSURL is the NATS server to use; default nats://127.0.0.1:4222.
+	NATSURL string
+	// DatabaseURL is the PostgreSQL database, created when missing.
+	DatabaseURL string
+	// HTTPAddr is where the admin API, health checks and metrics listen;
+	// default 127.0.0.1:8080.
+	HTTPAddr string
+	// APIToken, when set, is the bearer token the admin API requires. Unset,
+	// the API refuses to listen beyond loopback.
+	APIToken string
+	// AllowCIDRs are private networks endpoints may reach, comma-separated;
+	// default none.
+	AllowCIDRs string
+	// RetrySchedule is one Go duration per retry, comma-separated; default
+	// 5s,5m,30m,2h,5h,10h,10h. Attempts are retries + 1.
+	RetrySchedule string
+	// RequestTimeout is the deadline of a whole attempt; default 15s.
+	RequestTimeout time.Duration
+	// Concurrency is the most attempts in flight per process; default 64.
+	Concurrency int
+	// EndpointConcurrency is the most attempts in flight per endpoint per
+	// process; default 16.
+	EndpointConcurrency int
+	// BatchSize is the most messages taken as one batch; default 100.
+	BatchSize int
+	// BatchTimeout is the longest wait for a batch to fill; default 5ms.
+	BatchTimeout time.Duration
+	// MaxEventBytes is the size limit of an event; default 262144.
+	MaxEventBytes int
+	// ResponseBodyLimit is the bytes of a response body stored per attempt;
+	// default 16384.
+	ResponseBodyLimit int
+	// Retention is how long delivery history is kept; default 720h.
+	Retention time.Duration
+	// SecretKey, base64 of 32 bytes, encrypts endpoint secrets at rest when
+	// set.
+	SecretKey string
+	// Prefix names subjects and streams; default hookrelay.
+	Prefix string
+	// Replicas is the stream replica count; default 1.
+	Replicas int
+	// ShutdownTimeout is how long in-flight attempts may finish on SIGTERM;
+	// default 10s.
+	ShutdownTimeout time.Duration
+	// LogFormat is json (default) or console.
+	LogFormat string
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string
+}
+
+// Bind registers the consumer's flags on b.
+func (c *Consumer) Bind(b *Binder) {
+	b.String(&c.NATSURL, "nats-url", "NATS_URL", DefaultNATSURL, "NATS server URL")
+	b.String(&c.DatabaseURL, "database-url", "DATABASE_URL", DefaultDatabaseURL,
+		"PostgreSQL URL; the database is created when missing")
+	b.String(&c.HTTPAddr, "http-addr", "HOOKRELAY_HTTP_ADDR", "127.0.0.1:8080",
+		"listen address of the admin API, health checks and metrics")
+	b.String(&c.APIToken, "api-token", "HOOKRELAY_API_TOKEN", "",
+		"bearer token of the admin API; unset, the API listens on loopback only")
+	b.String(&c.AllowCIDRs, "allow-cidrs", "HOOKRELAY_ALLOW_CIDRS", "",
+		"comma-separated private CIDRs that endpoints may reach (e.g. 127.0.0.0/8)")
+	b.String(&c.RetrySchedule, "retry-schedule", "HOOKRELAY_RETRY_SCHEDULE",
+		"5s,5m,30m,2h,5h,10h,10h", "delay before each retry; attempts = retries + 1")
+	b.Duration(&c.RequestTimeout, "request-timeout", "HOOKRELAY_REQUEST_TIMEOUT",
+		15*time.Second, "deadline of a whole attempt")
+	c.bindTuning(b)
+}
+
+func (c *Consumer) bindTuning(b *Binder) {
+	b.Int(&c.Concurrency, "concurrency", "HOOKRELAY_CONCURRENCY", 64,
+		"attempts in flight per process")
+	b.Int(&c.EndpointConcurrency, "endpoint-concurrency", "HOOKRELAY_ENDPOINT_CONCURRENCY", 16,
+		"attempts in flight per endpoint per process")
+	b.Int(&c.BatchSize, "batch-size", "HOOKRELAY_BATCH_SIZE", 100, "messages per batch")
+	b.Duration(&c.BatchTimeout, "batch-timeout", "HOOKRELAY_BATCH_TIMEOUT", 5*time.Millisecond,
+		"longest wait for a batch to fill")
+	b.Int(&c.MaxEventBytes, "max-event-bytes", "HOOKRELAY_MAX_EVENT_BYTES", 262144,
+		"size limit of one event")
+	b.Int(&c.ResponseBodyLimit, "response-body-limit", "HOOKRELAY_RESPONSE_BODY_LIMIT", 16384,
+		"response body bytes stored per attempt")
+	b.Duration(&c.Retention, "retention", "HOOKRELAY_RETENTION", 720*time.Hour,
+		"how long delivery history is kept")
+	b.String(&c.SecretKey, "secret-key", "HOOKRELAY_SECRET_KEY", "",
+		"base64 of 32 bytes: encrypt endpoint secrets at rest")
+	b.String(&c.Prefix, "prefix", "HOOKRELAY_PREFIX", DefaultPrefix,
+		"subject prefix and stream name prefix")
+	b.Int(&c.Replicas, "replicas", "HOOKRELAY_REPLICAS", 1, "stream replica count")
+	b.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKRELAY_SHUTDOWN_TIMEOUT",
+		10*time.Second, "time in-flight attempts get to finish on SIGTERM")
+	b.String(&c.LogFormat, "log-format", "HOOKRELAY_LOG_FORMAT", "json", "json or console")
+	b.String(&c.LogLevel, "log-level", "HOOKRELAY_LOG_LEVEL", "info",
+		"debug, info, warn or error")
+}
+
+// Validate checks every setting and names the first that is wrong.
+func (c *Consumer) Validate(b *Binder) error {
+	if err := b.Err(); err != nil {
+		return err
+	}
+	checks := []struct {
+		name string
+		bad  bool
+		why  string
+	}{
+		{"nats-url", c.NATSURL == "", "must not be empty"},
+		{"database-url", c.DatabaseURL == "", "must not be empty"},
+		{"http-addr", c.HTTPAddr == "", "must not be empty"},
+		{"request-timeout", c.RequestTimeout <= 0, "must be positive"},
+		{"concurrency", c.Concurrency < 1, "must be at least 1"},
+		{"endpoint-concurrency", c.EndpointConcurrency < 1, "must be at least 1"},
+		{"batch-size", c.BatchSize < 1 || c.BatchSize > 10000, "must be 1–10000"},
+		{"batch-timeout", c.BatchTimeout <= 0, "must be positive"},
+		{"max-event-bytes", c.MaxEventBytes < 1024, "must be at least 1024"},
+		{"response-body-limit", c.ResponseBodyLimit < 0, "must not be negative"},
+		{"retention", c.Retention < time.Hour, "must be at least 1h"},
+		{"prefix", !validPrefix(c.Prefix), "must be letters, digits, - and _"},
+		{"replicas", c.Replicas < 1 || c.Replicas > 5, "must be 1–5"},
+		{"shutdown-timeout", c.ShutdownTimeout < 0, "must not be negative"},
+		{"log-format", c.LogFormat != "json" && c.LogFormat != "console", "must be json or console"},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return b.Fail(ch.name, "%s", ch.why)
+		}
+	}
+	return nil
+}
+
+func validPrefix(p string) bool {
+	if p == "" || len(p) > 64 {
+		return false
+	}
+	for _, r := range p {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '-' || r == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

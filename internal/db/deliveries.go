@@ -213,4 +213,3 @@ func deliveryFromRow(r dbgen.Delivery) Delivery {
 		CompletedAt: utcPtr(r.CompletedAt),
 	}
 }
-

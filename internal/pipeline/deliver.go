@@ -1,0 +1,361 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/dispatch"
+	"github.com/hookrelay/hookrelay/internal/stream"
+)
+
+// earlyTolerance lets a task that comes back a little before its time run.
+const earlyTolerance = 50 * time.Millisecond
+
+// job is one task message with the delivery it stands for.
+type job struct {
+	msg    jetstream.Msg
+	task   stream.Task
+	target *db.Target
+	log    *zap.Logger
+}
+
+func (p *Pipeline) deliverLoop(it jetstream.MessagesContext) error {
+	for {
+		batch, err := nextBatch(it, p.cfg.BatchSize, p.cfg.BatchTimeout)
+		if err != nil {
+			return err
+		}
+		if p.stopped() {
+			nakAll(batch, 0)
+			continue
+		}
+		p.deliverBatch(batch)
+	}
+}
+
+// deliverBatch loads the deliveries of a batch of tasks in one query and
+// starts an attempt for each task that is due. Each message is settled on
+// its own outcome, not held back for the rest of its batch.
+func (p *Pipeline) deliverBatch(batch []jetstream.Msg) {
+	jobs := p.decode(batch)
+	if len(jobs) == 0 {
+		return
+	}
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.task.DeliveryID
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	targets, err := p.store.LoadTargets(ctx, ids)
+	cancel()
+	if err != nil {
+		p.log.Error("load deliveries; returning tasks", zap.Int("tasks", len(jobs)), zap.Error(err))
+		for _, j := range jobs {
+			_ = j.msg.NakWithDelay(retryOwnFailure)
+		}
+		return
+	}
+	for _, j := range jobs {
+		j.target = targets[j.task.DeliveryID]
+		p.route(j)
+	}
+}
+
+func (p *Pipeline) decode(batch []jetstream.Msg) []*job {
+	jobs := make([]*job, 0, len(batch))
+	for _, m := range batch {
+		t, err := stream.DecodeTask(m.Data())
+		if err != nil {
+			p.log.Error("terminate malformed task", zap.Error(err))
+			_ = m.Term()
+			continue
+		}
+		jobs = append(jobs, &job{msg: m, task: t})
+	}
+	return jobs
+}
+
+// route settles a task that needs no attempt, or starts its attempt.
+func (p *Pipeline) route(j *job) {
+	t := j.target
+	switch {
+	case t == nil || t.Status != db.StatusPending:
+		_ = j.msg.Ack() // the delivery ended or is gone: nothing to do
+	case t.AttemptCount+1 != j.task.Attempt:
+		p.resync(j)
+	case !j.task.NotBefore.IsZero() && time.Until(j.task.NotBefore) > earlyTolerance:
+		_ = j.msg.NakWithDelay(time.Until(j.task.NotBefore))
+	case t.Endpoint == nil:
+		p.skip(j, "endpoint deleted")
+	case !t.Endpoint.Active:
+		p.skip(j, "endpoint disabled")
+	default:
+		p.start(j)
+	}
+}
+
+// resync handles a stale task, one whose attempt was already recorded (a
+// crash after recording, or a duplicate): it makes sure the task of the
+// delivery's next attempt exists, then drops this one.
+func (p *Pipeline) resync(j *job) {
+	t := j.target
+	next := stream.Task{DeliveryID: t.DeliveryID, Attempt: t.AttemptCount + 1}
+	if t.NextAttempt != nil {
+		next.NotBefore = *t.NextAttempt
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := p.publishTasks(ctx, []stream.Task{next}); err != nil {
+		p.log.Error("republish task", zap.Int64("delivery_id", t.DeliveryID), zap.Error(err))
+		_ = j.msg.NakWithDelay(retryOwnFailure)
+		return
+	}
+	_ = j.msg.Ack()
+}
+
+func (p *Pipeline) skip(j *job, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := p.store.MarkSkipped(ctx, []int64{j.task.DeliveryID}, reason); err != nil {
+		p.log.Error("mark delivery skipped", zap.Int64("delivery_id", j.task.DeliveryID),
+			zap.Error(err))
+		_ = j.msg.NakWithDelay(retryOwnFailure)
+		return
+	}
+	metricDeliveries.WithLabelValues(db.StatusSkipped).Inc()
+	_ = j.msg.Ack()
+}
+
+// start admits the task to its endpoint's slots and runs the attempt in its
+// own goroutine. Waiting for the endpoint holds no process-wide slot. An
+// endpoint whose slots and queue are full gets the task back later,
+// uncharged, so a hanging endpoint cannot hold every worker.
+func (p *Pipeline) start(j *job) {
+	ep := j.target.Endpoint.ID
+	p.held <- struct{}{}
+	tk, ok := p.limiter.enter(ep)
+	if !ok {
+		metricEndpointThrottled.Inc()
+		_ = j.msg.NakWithDelay(p.limiter.backoff(ep, p.cfg.RequestTimeout))
+		p.releaseHeld()
+		return
+	}
+	p.attempts.Add(1)
+	go func() {
+		defer p.attempts.Done()
+		defer p.releaseHeld()
+		p.attempt(j, tk)
+	}()
+}
+
+func (p *Pipeline) releaseHeld() { <-p.held }
+
+func (p *Pipeline) attempt(j *job, tk *ticket) {
+	t := j.target
+	j.log = p.log.With(zap.String("event_id", t.EventID), zap.String("endpoint_id", t.Endpoint.ID),
+		zap.Int64("delivery_id", t.DeliveryID), zap.Int("attempt", j.task.Attempt))
+	policy := p.policyFor(t.Endpoint, j.log)
+
+	tk.wait()
+	p.slots <- struct{}{}
+	started := time.Now()
+	resp, sendErr := p.send(j, started)
+	<-p.slots
+	tk.done(time.Since(started))
+
+	d := dispatch.Decide(j.task.Attempt, resp, sendErr, policy, rand.Float64)
+	res := result(j, started, resp, d)
+	metricAttemptSeconds.Observe(time.Since(started).Seconds())
+
+	recorded, err := p.writer.record(p.attemptCtx, res)
+	if err != nil {
+		// The attempt happened but is not on record: it will be made again,
+		// and the endpoint is not charged for our failure.
+		j.log.Error("record attempt; returning task", zap.Error(err))
+		_ = j.msg.NakWithDelay(retryOwnFailure)
+		return
+	}
+	p.logAttempt(j, res, d)
+	if !recorded {
+		_ = j.msg.Ack() // another worker recorded this attempt first
+		return
+	}
+	p.settle(j, res, d)
+}
+
+func (p *Pipeline) send(j *job, started time.Time) (dispatch.Response, error) {
+	t := j.target
+	timeout := p.cfg.RequestTimeout
+	if t.Endpoint.Timeout > 0 {
+		timeout = t.Endpoint.Timeout
+	}
+	header, err := dispatch.SignatureHeaders(dispatch.Scheme(t.Endpoint.SignatureScheme),
+		signingSecrets(t.Endpoint, started), t.EventID, t.EventType, started, t.Body)
+	if err != nil {
+		return dispatch.Response{}, err
+	}
+	for k, v := range t.Endpoint.Headers {
+		if header.Get(k) == "" {
+			header.Set(k, v)
+		}
+	}
+	return p.sender.Send(p.attemptCtx, dispatch.Request{
+		URL: t.Endpoint.URL, Body: t.Body, Header: header, Timeout: timeout,
+	})
+}
+
+// signingSecrets is the current secret and the rotated-out ones still in
+// their grace period.
+func signingSecrets(e *db.Endpoint, now time.Time) []string {
+	if len(e.Secrets) <= 1 || e.SecretsExpireAt == nil || now.After(*e.SecretsExpireAt) {
+		return e.Secrets[:min(len(e.Secrets), 1)]
+	}
+	return e.Secrets
+}
+
+func result(j *job, started time.Time, resp dispatch.Response, d dispatch.Decision) db.Result {
+	status := db.StatusPending
+	switch d.Outcome {
+	case dispatch.OutcomeSucceeded:
+		status = db.StatusSucceeded
+	case dispatch.OutcomeFailed, dispatch.OutcomeGone:
+		status = db.StatusFailed
+	}
+	return db.Result{
+		Attempt: db.Attempt{
+			DeliveryID: j.task.DeliveryID, Number: j.task.Attempt, StartedAt: started,
+			Duration: time.Since(started), StatusCode: resp.StatusCode,
+			ResponseBody: string(resp.Body), Error: d.Error,
+		},
+		Status:      status,
+		NextAttempt: started.Add(d.Delay),
+	}
+}
+
+// settle acks a task whose delivery ended, or publishes the task of the
+// next attempt first when a retry follows.
+func (p *Pipeline) settle(j *job, res db.Result, d dispatch.Decision) {
+	metricDeliveries.WithLabelValues(d.Outcome.String()).Inc()
+	if d.Outcome == dispatch.OutcomeGone {
+		p.disableGone(j)
+	}
+	if res.Status != db.StatusPending {
+		_ = j.msg.Ack()
+		return
+	}
+	next := stream.Task{DeliveryID: j.task.DeliveryID, Attempt: j.task.Attempt + 1,
+		NotBefore: res.NextAttempt}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := p.publishTasks(ctx, []stream.Task{next}); err != nil {
+		// The task comes back stale; resync then publishes the retry.
+		j.log.Error("publish retry task", zap.Error(err))
+		_ = j.msg.NakWithDelay(retryOwnFailure)
+		return
+	}
+	_ = j.msg.Ack()
+}
+
+func (p *Pipeline) disableGone(j *job) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	err := p.store.DisableEndpoint(ctx, j.target.Endpoint.ID, "endpoint answered 410 Gone")
+	if err != nil {
+		j.log.Error("disable endpoint after 410", zap.Error(err))
+	}
+}
+
+func (p *Pipeline) logAttempt(j *job, res db.Result, d dispatch.Decision) {
+	fields := []zap.Field{
+		zap.Int("status_code", res.Attempt.StatusCode),
+		zap.Int64("duration_ms", res.Attempt.Duration.Milliseconds()),
+		zap.String("outcome", d.Outcome.String()),
+	}
+	if d.Outcome == dispatch.OutcomeRetry {
+		fields = append(fields, zap.Duration("next_retry_in", d.Delay))
+	}
+	if d.Error != "" {
+		fields = append(fields, zap.String("error", d.Error))
+	}
+	j.log.Info("delivery attempt", fields...)
+}
+
+// retryOverride is an endpoint's own retry policy: a list of delays, or
+// exponential backoff.
+type retryOverride struct {
+	Base        string  `json:"base"`
+	Multiplier  float64 `json:"multiplier"`
+	MaxDelay    string  `json:"max_delay"`
+	MaxAttempts int     `json:"max_attempts"`
+}
+
+func (p *Pipeline) policyFor(e *db.Endpoint, log *zap.Logger) dispatch.Policy {
+	if len(e.RetryPolicy) == 0 || string(e.RetryPolicy) == "null" {
+		return p.cfg.Policy
+	}
+	pol, err := ParseRetryPolicy(e.RetryPolicy)
+	if err != nil {
+		log.Warn("unusable retry policy; using the default", zap.Error(err))
+		return p.cfg.Policy
+	}
+	return pol
+}
+
+// ParseRetryPolicy reads an endpoint's retry override: a JSON list of Go
+// durations (one per retry), or {"base", "multiplier", "max_delay",
+// "max_attempts"}. Zero values mean zero, not the default.
+func ParseRetryPolicy(raw json.RawMessage) (dispatch.Policy, error) {
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		return scheduleFromList(list)
+	}
+	var o retryOverride
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return dispatch.Policy{}, err
+	}
+	return exponential(o)
+}
+
+func scheduleFromList(list []string) (dispatch.Policy, error) {
+	pol := dispatch.DefaultPolicy()
+	pol.Delays = make([]time.Duration, len(list))
+	for i, s := range list {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return dispatch.Policy{}, fmt.Errorf("%w: %q", dispatch.ErrInvalidSchedule, s)
+		}
+		pol.Delays[i] = d
+	}
+	return pol, nil
+}
+
+func exponential(o retryOverride) (dispatch.Policy, error) {
+	base, err := optDuration(o.Base)
+	if err != nil {
+		return dispatch.Policy{}, err
+	}
+	maxDelay, err := optDuration(o.MaxDelay)
+	if err != nil {
+		return dispatch.Policy{}, err
+	}
+	return dispatch.ExponentialPolicy(base, o.Multiplier, maxDelay, o.MaxAttempts), nil
+}
+
+func optDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%w: %q", dispatch.ErrInvalidSchedule, s)
+	}
+	return d, nil
+}

@@ -1,0 +1,178 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/event"
+	"github.com/hookrelay/hookrelay/internal/stream"
+)
+
+// retryOwnFailure is the delay before a message comes back after our own
+// failure (database or broker); the endpoint is not charged for it.
+const retryOwnFailure = 2 * time.Second
+
+// rejectHeadBytes is how much of a refused message is kept for operators.
+const rejectHeadBytes = 512
+
+// opTimeout bounds each database and broker operation of a batch.
+const opTimeout = 10 * time.Second
+
+func (p *Pipeline) fanOutLoop(it jetstream.MessagesContext) error {
+	for {
+		batch, err := nextBatch(it, p.cfg.BatchSize, p.cfg.BatchTimeout)
+		if err != nil {
+			return err
+		}
+		if p.stopped() {
+			nakAll(batch, 0)
+			continue
+		}
+		p.fanOut(batch)
+	}
+}
+
+// fanOut handles one batch of events: refused messages are recorded and
+// terminated, valid ones recorded with their deliveries, and every message
+// is acked only once its deliveries are committed and their tasks stored.
+func (p *Pipeline) fanOut(batch []jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+
+	valid, msgs := p.screen(ctx, batch)
+	if len(valid) == 0 {
+		return
+	}
+	if err := p.fanOutValid(ctx, valid); err != nil {
+		p.log.Error("fan out batch; returning it for redelivery",
+			zap.Int("events", len(valid)), zap.Error(err))
+		nakAll(msgs, retryOwnFailure)
+		return
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+	}
+	metricEventsFannedOut.Add(float64(len(valid)))
+}
+
+// screen parses each message, settles the invalid ones and returns the rest.
+func (p *Pipeline) screen(ctx context.Context, batch []jetstream.Msg) ([]*event.Event, []jetstream.Msg) {
+	now := time.Now()
+	valid := make([]*event.Event, 0, len(batch))
+	msgs := make([]jetstream.Msg, 0, len(batch))
+	for _, m := range batch {
+		metricEventsReceived.Inc()
+		ev, err := event.Parse(m.Data(), p.cfg.MaxEventBytes, now)
+		if err != nil {
+			p.reject(ctx, m, err)
+			continue
+		}
+		valid = append(valid, ev)
+		msgs = append(msgs, m)
+	}
+	return valid, msgs
+}
+
+// reject records a message that is not a valid event and terminates it, so
+// it is never redelivered. When it cannot be recorded it comes back later.
+func (p *Pipeline) reject(ctx context.Context, m jetstream.Msg, reason error) {
+	r := db.Rejected{
+		Subject: m.Subject(), MsgID: m.Headers().Get(nats.MsgIdHdr),
+		Reason: reason.Error(), Head: head(m.Data()), Size: len(m.Data()),
+	}
+	if md, err := m.Metadata(); err == nil {
+		r.StreamSeq = md.Sequence.Stream
+	}
+	if err := p.store.RecordRejected(ctx, r); err != nil {
+		p.log.Error("record rejected message", zap.Uint64("stream_seq", r.StreamSeq), zap.Error(err))
+		_ = m.NakWithDelay(retryOwnFailure)
+		return
+	}
+	p.log.Info("rejected message", zap.String("subject", r.Subject),
+		zap.Uint64("stream_seq", r.StreamSeq), zap.Int("size", r.Size),
+		zap.String("reason", r.Reason))
+	metricEventsRejected.Inc()
+	_ = m.Term()
+}
+
+// head keeps the first bytes of a message as valid UTF-8 text without NULs.
+func head(b []byte) string {
+	if len(b) > rejectHeadBytes {
+		b = b[:rejectHeadBytes]
+	}
+	out := make([]rune, 0, len(b))
+	for _, r := range string(b) {
+		if r == 0 {
+			r = '\uFFFD'
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}
+
+func (p *Pipeline) fanOutValid(ctx context.Context, valid []*event.Event) error {
+	pending, err := p.store.FanOut(ctx, valid)
+	if err != nil {
+		return err
+	}
+	tasks := make([]stream.Task, len(pending))
+	for i, d := range pending {
+		tasks[i] = stream.Task{DeliveryID: d.DeliveryID, Attempt: 1}
+	}
+	return p.publishTasks(ctx, tasks)
+}
+
+// publishTasks stores tasks on the deliveries stream and waits until
+// JetStream has acknowledged every one.
+func (p *Pipeline) publishTasks(ctx context.Context, tasks []stream.Task) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(tasks))
+	for _, t := range tasks {
+		f, err := p.js.PublishMsgAsync(p.taskMsg(t))
+		if err != nil {
+			return fmt.Errorf("publish task %s: %w", t.MsgID(), err)
+		}
+		futures = append(futures, f)
+	}
+	return awaitAcks(ctx, futures)
+}
+
+func (p *Pipeline) taskMsg(t stream.Task) *nats.Msg {
+	m := nats.NewMsg(p.cfg.Names.DeliverySubject())
+	m.Header.Set(nats.MsgIdHdr, t.MsgID())
+	m.Data = t.Encode()
+	return m
+}
+
+func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	var errs []error
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, err)
+		case <-ctx.Done():
+			return fmt.Errorf("await task acks: %w", ctx.Err())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("publish %d of %d tasks: %w", len(errs), len(futures), errors.Join(errs...))
+	}
+	return nil
+}
+
+func nakAll(msgs []jetstream.Msg, delay time.Duration) {
+	for _, m := range msgs {
+		if delay > 0 {
+			_ = m.NakWithDelay(delay)
+		} else {
+			_ = m.Nak()
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// limiter caps the attempts in flight to each endpoint in this process, and
+// how many more may wait for a slot. A task beyond both is handed back to
+// JetStream for later, so a hanging endpoint holds a bounded share of the
+// process while a fast one is slowed only as much as it needs.
+type limiter struct {
+	inFlight int
+	waiting  int
+	mu       sync.Mutex
+	eps      map[string]*endpointSlots
+	latency  map[string]time.Duration // moving average of attempt durations
+}
+
+type endpointSlots struct {
+	sem   chan struct{}
+	users int // in flight plus waiting
+}
+
+// ticket is a task admitted to its endpoint's slots.
+type ticket struct {
+	l     *limiter
+	id    string
+	slots *endpointSlots
+}
+
+func newLimiter(inFlight, waiting int) *limiter {
+	return &limiter{inFlight: inFlight, waiting: waiting,
+		eps: map[string]*endpointSlots{}, latency: map[string]time.Duration{}}
+}
+
+// enter admits a task of endpoint id, or reports false when its endpoint has
+// every slot taken and its queue full. An admitted task must call done.
+func (l *limiter) enter(id string) (*ticket, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.eps[id]
+	if e == nil {
+		e = &endpointSlots{sem: make(chan struct{}, l.inFlight)}
+		l.eps[id] = e
+	}
+	if e.users >= l.inFlight+l.waiting {
+		return nil, false
+	}
+	e.users++
+	return &ticket{l: l, id: id, slots: e}, true
+}
+
+// wait blocks until the ticket's endpoint has a free slot.
+func (t *ticket) wait() { t.slots.sem <- struct{}{} }
+
+// done frees the slot and records how long the attempt took.
+func (t *ticket) done(took time.Duration) {
+	<-t.slots.sem
+	l := t.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.latency[t.id] = (l.latency[t.id]*7 + took) / 8
+	if t.slots.users--; t.slots.users == 0 {
+		delete(l.eps, t.id)
+	}
+}
+
+// backoff is how long a task refused by enter should stay away: about the
+// time the endpoint needs to work through its queue, with jitter, so a fast
+// endpoint's tasks come back soon and a hanging one's much later.
+func (l *limiter) backoff(id string, ceiling time.Duration) time.Duration {
+	l.mu.Lock()
+	lat := l.latency[id]
+	l.mu.Unlock()
+	queue := time.Duration((l.inFlight + l.waiting) / l.inFlight)
+	d := min(max(lat*queue, 20*time.Millisecond), ceiling)
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
+}

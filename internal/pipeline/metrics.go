@@ -1,0 +1,39 @@
+package pipeline
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	metricEventsReceived = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrelay_events_received_total",
+		Help: "Messages taken from the events stream.",
+	})
+	metricEventsRejected = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrelay_events_rejected_total",
+		Help: "Messages refused as invalid events, recorded and terminated.",
+	})
+	metricEventsFannedOut = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrelay_events_fanned_out_total",
+		Help: "Events recorded with their deliveries and tasks.",
+	})
+	metricDeliveries = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookrelay_delivery_attempts_total",
+		Help: "Delivery attempts by outcome (succeeded, retry, failed, gone, skipped).",
+	}, []string{"outcome"})
+	metricAttemptSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookrelay_attempt_duration_seconds",
+		Help:    "Duration of delivery attempts.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	})
+	metricEndpointThrottled = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrelay_endpoint_throttled_total",
+		Help: "Tasks returned for later because their endpoint was at its concurrency cap.",
+	})
+	metricWriterBatch = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookrelay_history_writer_batch_size",
+		Help:    "Attempt records written per round trip.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+)

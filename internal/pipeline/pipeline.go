@@ -1,0 +1,212 @@
+// Package pipeline runs hookrelay's two stages on JetStream: fan-out, which
+// records each event and one delivery per matching endpoint and publishes a
+// task per delivery, and delivery, which makes the attempts, records them and
+// schedules retries through JetStream redelivery.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/dispatch"
+	"github.com/hookrelay/hookrelay/internal/stream"
+)
+
+// Config tunes the pipeline. Zero fields take the defaults named.
+type Config struct {
+	// Names gives the subjects and streams; Prefix defaults to "hookrelay".
+	Names stream.Names
+	// Replicas is the stream replica count; default 1.
+	Replicas int
+	// BatchSize is the most messages handled as one batch; default 100.
+	BatchSize int
+	// BatchTimeout is the longest wait for a batch to fill; default 5ms.
+	BatchTimeout time.Duration
+	// Concurrency is the most attempts in flight in this process; default 64.
+	Concurrency int
+	// EndpointConcurrency is the most attempts in flight to one endpoint in
+	// this process; default 16.
+	EndpointConcurrency int
+	// RequestTimeout is the deadline of one whole attempt; default 15s.
+	RequestTimeout time.Duration
+	// MaxEventBytes is the size limit of an event; default 256 KiB.
+	MaxEventBytes int
+	// Policy is the retry policy of endpoints without an override.
+	Policy dispatch.Policy
+	// ShutdownTimeout is how long Stop lets in-flight attempts finish before
+	// cancelling them; default 10s.
+	ShutdownTimeout time.Duration
+	// FanoutWorkers is the number of fan-out batches handled at once;
+	// default 2.
+	FanoutWorkers int
+}
+
+func (c *Config) setDefaults() {
+	if c.Names.Prefix == "" {
+		c.Names.Prefix = "hookrelay"
+	}
+	c.Replicas = orDefault(c.Replicas, 1)
+	c.BatchSize = orDefault(c.BatchSize, 100)
+	c.BatchTimeout = orDefault(c.BatchTimeout, 5*time.Millisecond)
+	c.Concurrency = orDefault(c.Concurrency, 64)
+	c.EndpointConcurrency = orDefault(c.EndpointConcurrency, 16)
+	c.RequestTimeout = orDefault(c.RequestTimeout, 15*time.Second)
+	c.MaxEventBytes = orDefault(c.MaxEventBytes, 256<<10)
+	c.ShutdownTimeout = orDefault(c.ShutdownTimeout, 10*time.Second)
+	c.FanoutWorkers = orDefault(c.FanoutWorkers, 2)
+	if len(c.Policy.Delays) == 0 && c.Policy.Jitter == 0 {
+		c.Policy = dispatch.DefaultPolicy()
+	}
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// ackWait must outlast an attempt and the wait for a worker slot, so that a
+// message is not redelivered while it is still being worked on.
+func (c *Config) ackWait() time.Duration {
+	return 2*c.RequestTimeout + 30*time.Second
+}
+
+// Pipeline is the fan-out and delivery stages of one consumer process.
+type Pipeline struct {
+	cfg    Config
+	js     jetstream.JetStream
+	store  *db.Store
+	sender *dispatch.Sender
+	log    *zap.Logger
+
+	writer  *writer
+	limiter *limiter
+	slots   chan struct{}
+	// held counts tasks admitted to an attempt and not yet settled; when it
+	// is full the delivery stage stops pulling.
+	held     chan struct{}
+	attempts sync.WaitGroup
+
+	stopOnce sync.Once
+	stopping chan struct{}
+	loops    sync.WaitGroup
+	// attemptCtx is cancelled when in-flight attempts must give up.
+	attemptCtx    context.Context
+	cancelAttempt context.CancelFunc
+	stages        []*stage
+}
+
+// New returns a pipeline; Start runs it.
+func New(cfg Config, js jetstream.JetStream, store *db.Store, sender *dispatch.Sender,
+	log *zap.Logger) *Pipeline {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pipeline{
+		cfg: cfg, js: js, store: store, sender: sender, log: log,
+		writer:   newWriter(store, cfg.BatchSize*4, cfg.BatchTimeout, log),
+		limiter:  newLimiter(cfg.EndpointConcurrency, cfg.EndpointConcurrency),
+		slots:    make(chan struct{}, cfg.Concurrency),
+		held:     make(chan struct{}, 2*cfg.Concurrency),
+		stopping: make(chan struct{}), attemptCtx: ctx, cancelAttempt: cancel,
+	}
+}
+
+// Start creates the streams and durable consumers when missing, checks that
+// the server kept their settings, and starts both stages. It returns once
+// they run.
+func (p *Pipeline) Start(ctx context.Context) error {
+	n, r := p.cfg.Names, p.cfg.Replicas
+	events, err := stream.EnsureStream(ctx, p.js, n.EventsConfig(r))
+	if err != nil {
+		return err
+	}
+	tasks, err := stream.EnsureStream(ctx, p.js, n.DeliveriesConfig(r))
+	if err != nil {
+		return err
+	}
+
+	fan := p.newStage("fanout", events, stream.FanoutConsumer, n.EventsWildcard(),
+		p.cfg.BatchSize*2, p.fanOutLoop)
+	del := p.newStage("deliver", tasks, stream.DeliverConsumer, n.DeliverySubject(),
+		p.cfg.Concurrency, p.deliverLoop)
+	for _, s := range []*stage{fan, del} {
+		s.mu.Lock()
+		err := s.open(ctx)
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	p.writer.start()
+	p.stages = []*stage{fan, del}
+	p.startLoops(fan, p.cfg.FanoutWorkers)
+	p.startLoops(del, 1)
+	return nil
+}
+
+func (p *Pipeline) startLoops(s *stage, n int) {
+	for range n {
+		p.loops.Add(1)
+		go func() {
+			defer p.loops.Done()
+			s.run()
+		}()
+	}
+}
+
+// Stop stops pulling, returns the messages already pulled, lets in-flight
+// attempts finish for up to ShutdownTimeout and then cancels them, and
+// flushes the history writer. It is safe to call more than once.
+func (p *Pipeline) Stop() {
+	p.stopOnce.Do(p.stop)
+}
+
+func (p *Pipeline) stop() {
+	close(p.stopping)
+	for _, s := range p.stages {
+		s.drain()
+	}
+	p.loops.Wait()
+
+	done := make(chan struct{})
+	go func() { p.attempts.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.cfg.ShutdownTimeout):
+		p.log.Warn("cancelling in-flight attempts at the shutdown deadline")
+		p.cancelAttempt()
+		<-done
+	}
+	p.cancelAttempt()
+	p.writer.stop()
+}
+
+func (p *Pipeline) stopped() bool {
+	select {
+	case <-p.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ready reports whether both stages hold a live message iterator.
+func (p *Pipeline) Ready() error {
+	for _, s := range p.stages {
+		if !s.live() {
+			return fmt.Errorf("stage %s is not pulling", s.name)
+		}
+	}
+	if len(p.stages) == 0 {
+		return errors.New("pipeline not started")
+	}
+	return nil
+}
