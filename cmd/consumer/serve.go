@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/internal/api"
+	"github.com/hookrelay/hookrelay/internal/config"
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/dispatch"
+	"github.com/hookrelay/hookrelay/internal/pipeline"
+	"github.com/hookrelay/hookrelay/internal/stream"
+)
+
+// startTimeout bounds connecting to the database and NATS at start-up.
+const startTimeout = 30 * time.Second
+
+// app is one running consumer process.
+type app struct {
+	log   *zap.Logger
+	pool  *pgxpool.Pool
+	nc    *nats.Conn
+	pipe  *pipeline.Pipeline
+	http  *http.Server
+	store *db.Store
+	guard *dispatch.Guard
+}
+
+func serve(ctx context.Context, cfg config.Consumer, log *zap.Logger) error {
+	if err := checkExposure(cfg.HTTPAddr, cfg.APIToken); err != nil {
+		return err
+	}
+	a, err := start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("consumer running", zap.String("http_addr", cfg.HTTPAddr),
+		zap.String("prefix", cfg.Prefix))
+	<-ctx.Done()
+	log.Info("shutting down")
+	a.stop()
+	return nil
+}
+
+// checkExposure refuses an admin API reachable beyond loopback without a
+// token.
+func checkExposure(addr, token string) error {
+	if token != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--http-addr %q: %w", addr, err)
+	}
+	ip := net.ParseIP(host)
+	if host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("--http-addr %q is not loopback: set HOOKRELAY_API_TOKEN "+
+		"to expose the admin API", addr)
+}
+
+func start(ctx context.Context, cfg config.Consumer, log *zap.Logger) (*app, error) {
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	a := &app{log: log}
+	if err := a.connect(sctx, cfg); err != nil {
+		a.close()
+		return nil, err
+	}
+	if err := a.startPipeline(sctx, cfg); err != nil {
+		a.close()
+		return nil, err
+	}
+	if err := a.listen(cfg); err != nil {
+		a.pipe.Stop()
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) connect(ctx context.Context, cfg config.Consumer) error {
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	a.pool, a.store = pool, db.NewStore(pool)
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("hookrelay-consumer"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			a.log.Warn("nats disconnected", zap.Error(err))
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("nats reconnected") }))
+	if err != nil {
+		return fmt.Errorf("connect nats %s: %w", cfg.NATSURL, err)
+	}
+	a.nc = nc
+	return nil
+}
+
+func (a *app) startPipeline(ctx context.Context, cfg config.Consumer) error {
+	guard, sender, err := newSender(cfg)
+	if err != nil {
+		return err
+	}
+	a.guard = guard
+	schedule, err := dispatch.ParseSchedule(cfg.RetrySchedule)
+	if err != nil {
+		return fmt.Errorf("--retry-schedule: %w", err)
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	policy := dispatch.DefaultPolicy()
+	policy.Delays = schedule
+	a.pipe = pipeline.New(pipeline.Config{
+		Names: stream.Names{Prefix: cfg.Prefix}, Replicas: cfg.Replicas,
+		BatchSize: cfg.BatchSize, BatchTimeout: cfg.BatchTimeout,
+		Concurrency: cfg.Concurrency, EndpointConcurrency: cfg.EndpointConcurrency,
+		RequestTimeout: cfg.RequestTimeout, MaxEventBytes: cfg.MaxEventBytes,
+		Policy: policy, ShutdownTimeout: cfg.ShutdownTimeout,
+	}, js, a.store, sender, a.log)
+	return a.pipe.Start(ctx)
+}
+
+func newSender(cfg config.Consumer) (*dispatch.Guard, *dispatch.Sender, error) {
+	allow, err := dispatch.ParseCIDRs(cfg.AllowCIDRs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--allow-cidrs: %w", err)
+	}
+	guard := dispatch.NewGuard(allow)
+	sender, err := dispatch.NewSender(guard, dispatch.WithBodyLimit(cfg.ResponseBodyLimit),
+		dispatch.WithMaxIdlePerHost(cfg.EndpointConcurrency*2))
+	if err != nil {
+		return nil, nil, fmt.Errorf("http sender: %w", err)
+	}
+	return guard, sender, nil
+}
+
+func (a *app) listen(cfg config.Consumer) error {
+	handler := api.New(api.Config{
+		Store: a.store, Guard: a.guard, Token: cfg.APIToken,
+		Ready: a.ready, Log: a.log, Metrics: promhttp.Handler(),
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	a.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin API stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// ready reports whether NATS and PostgreSQL answer and both stages pull.
+func (a *app) ready(ctx context.Context) error {
+	if !a.nc.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(pctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return a.pipe.Ready()
+}
+
+// stop follows the shutdown order: stop pulling and settle in-flight work,
+// stop the API, then close the connections.
+func (a *app) stop() {
+	a.pipe.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.http.Shutdown(ctx)
+	a.close()
+	a.log.Info("consumer stopped")
+}
+
+func (a *app) close() {
+	if a.nc != nil {
+		_ = a.nc.Drain()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}
