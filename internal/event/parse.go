@@ -37,11 +37,18 @@ func decodeWire(raw []byte) (*wire, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, invalid("", "not a JSON object")
 	}
-	var w wire
-	if err := json.Unmarshal(trimmed, &w); err != nil {
+	// A map, not the struct itself: encoding/json matches struct fields
+	// without regard to case, so "Type" or "ID" would be taken for "type" or
+	// "id" while endpoints read the bytes with exact keys. As in JavaScript,
+	// the last of repeated keys counts.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &fields); err != nil {
 		return nil, invalid("", "malformed JSON: %v", err)
 	}
-	return &w, nil
+	return &wire{
+		ID: fields["id"], Type: fields["type"], Timestamp: fields["timestamp"],
+		Data: fields["data"], Metadata: fields["metadata"], Version: fields["version"],
+	}, nil
 }
 
 func fromWire(w *wire, raw []byte, now time.Time) (*Event, error) {
@@ -167,14 +174,29 @@ func parseTimestamp(m json.RawMessage, now time.Time) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, invalid("timestamp", "%q is not RFC 3339", truncate(s, 64))
 		}
-		return t.UTC(), nil
+		return inRange(t.UTC())
 	}
 	ms, err := strconv.ParseInt(string(m), 10, 64)
 	if err != nil {
 		return time.Time{}, invalid("timestamp",
 			"must be an RFC 3339 string or epoch milliseconds as an integer")
 	}
-	return time.UnixMilli(ms).UTC(), nil
+	return inRange(time.UnixMilli(ms).UTC())
+}
+
+// Timestamps are kept within the years RFC 3339 can write, 0000–9999 in UTC:
+// PostgreSQL refuses times before 4714 BC (a whole batch would fail and
+// come back forever) and encoding/json cannot write years beyond 9999.
+var (
+	minTimestamp = time.Date(0, time.January, 1, 0, 0, 0, 0, time.UTC)
+	endTimestamp = time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func inRange(t time.Time) (time.Time, error) {
+	if t.Before(minTimestamp) || !t.Before(endTimestamp) {
+		return time.Time{}, invalid("timestamp", "is outside the years 0000–9999 (UTC)")
+	}
+	return t, nil
 }
 
 func parseVersion(m json.RawMessage) (string, error) {
@@ -200,29 +222,36 @@ func parseMetadata(m json.RawMessage) (Metadata, error) {
 	if m[0] != '{' || json.Unmarshal(m, &fields) != nil {
 		return md, invalid("metadata", "must be an object")
 	}
-	for key, dst := range md.targets() {
-		v, ok := fields[key]
+	for _, t := range md.targets() {
+		v, ok := fields[t.key]
 		if !ok || isNull(v) {
 			continue
 		}
-		s, err := parseString("metadata."+key, v)
+		s, err := parseString("metadata."+t.key, v)
 		if err != nil {
 			return md, err
 		}
-		*dst = s
+		*t.dst = s
 	}
 	return md, nil
 }
 
-func (md *Metadata) targets() map[string]*string {
-	return map[string]*string{
-		"providerId":     &md.ProviderID,
-		"channelId":      &md.ChannelID,
-		"templateId":     &md.TemplateID,
-		"messageId":      &md.MessageID,
-		"userId":         &md.UserID,
-		"organizationId": &md.OrganizationID,
-		"correlationId":  &md.CorrelationID,
+type metadataTarget struct {
+	key string
+	dst *string
+}
+
+// targets are in a fixed order (not a map) so that the field an error names
+// does not change from one try to the next.
+func (md *Metadata) targets() []metadataTarget {
+	return []metadataTarget{
+		{"providerId", &md.ProviderID},
+		{"channelId", &md.ChannelID},
+		{"templateId", &md.TemplateID},
+		{"messageId", &md.MessageID},
+		{"userId", &md.UserID},
+		{"organizationId", &md.OrganizationID},
+		{"correlationId", &md.CorrelationID},
 	}
 }
 

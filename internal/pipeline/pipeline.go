@@ -76,7 +76,7 @@ func orDefault[T int | time.Duration](v, def T) T {
 // ackWait must outlast an attempt and the wait for a worker slot, so that a
 // message is not redelivered while it is still being worked on.
 func (c *Config) ackWait() time.Duration {
-	return 2*c.RequestTimeout + 30*time.Second
+	return 2*c.RequestTimeout + 10*time.Second
 }
 
 // Pipeline is the fan-out and delivery stages of one consumer process.
