@@ -130,7 +130,7 @@ func (a *app) startPipeline(ctx context.Context, cfg config.Consumer) error {
 		BatchSize: cfg.BatchSize, BatchTimeout: cfg.BatchTimeout,
 		Concurrency: cfg.Concurrency, EndpointConcurrency: cfg.EndpointConcurrency,
 		RequestTimeout: cfg.RequestTimeout, MaxEventBytes: cfg.MaxEventBytes,
-		Policy: policy, ShutdownTimeout: cfg.ShutdownTimeout,
+		Policy: policy, ShutdownTimeout: cfg.ShutdownTimeout, DisableAfter: cfg.DisableAfter,
 	}, js, a.store, sender, a.log)
 	return a.pipe.Start(ctx)
 }
@@ -153,6 +153,7 @@ func (a *app) listen(cfg config.Consumer) error {
 	handler := api.New(api.Config{
 		Store: a.store, Guard: a.guard, Token: cfg.APIToken,
 		Ready: a.ready, Log: a.log, Metrics: promhttp.Handler(),
+		Operator: a.pipe, SecretGrace: cfg.SecretGrace,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/db"
 	"github.com/hookrelay/hookrelay/internal/dispatch"
+	"github.com/hookrelay/hookrelay/internal/pipeline"
 )
 
 // readyTimeout bounds one readiness check.
@@ -36,13 +37,29 @@ type Config struct {
 	Log *zap.Logger
 	// Metrics is served at /metrics when non-nil.
 	Metrics http.Handler
+	// Operator requeues deliveries and probes endpoints; without it those
+	// routes answer 503.
+	Operator Operator
+	// SecretGrace is how long a rotated-out secret keeps signing; default
+	// 24h.
+	SecretGrace time.Duration
+}
+
+// Operator is what the operator routes need from the delivery pipeline.
+type Operator interface {
+	// Requeue publishes the tasks of deliveries made due again.
+	Requeue(ctx context.Context, due []db.Due) error
+	// Probe sends one signed test event to an endpoint now.
+	Probe(ctx context.Context, e db.Endpoint) pipeline.ProbeResult
 }
 
 type server struct {
-	store *db.Store
-	guard *dispatch.Guard
-	ready func(ctx context.Context) error
-	log   *zap.Logger
+	store    *db.Store
+	guard    *dispatch.Guard
+	ready    func(ctx context.Context) error
+	log      *zap.Logger
+	operator Operator
+	grace    time.Duration
 }
 
 // New returns the admin API as an http.Handler.
@@ -62,7 +79,11 @@ func New(cfg Config) http.Handler {
 }
 
 func newServer(cfg Config) *server {
-	s := &server{store: cfg.Store, guard: cfg.Guard, ready: cfg.Ready, log: cfg.Log}
+	s := &server{store: cfg.Store, guard: cfg.Guard, ready: cfg.Ready, log: cfg.Log,
+		operator: cfg.Operator, grace: cfg.SecretGrace}
+	if s.grace <= 0 {
+		s.grace = 24 * time.Hour
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -79,6 +100,12 @@ func (s *server) routesV1(r chi.Router) {
 	r.Post("/endpoints", s.handle(s.createEndpoint))
 	r.Get("/endpoints", s.handle(s.listEndpoints))
 	r.Get("/endpoints/{id}", s.handle(s.getEndpoint))
+	r.Patch("/endpoints/{id}", s.handle(s.patchEndpoint))
+	r.Delete("/endpoints/{id}", s.handle(s.deleteEndpoint))
+	r.Post("/endpoints/{id}/rotate-secret", s.handle(s.rotateSecret))
+	r.Post("/endpoints/{id}/recover", s.handle(s.recoverEndpoint))
+	r.Post("/endpoints/{id}/probe", s.handle(s.probeEndpoint))
+	r.Post("/deliveries/{id}/retry", s.handle(s.retryDelivery))
 	r.Get("/deliveries", s.handle(s.listDeliveries))
 	r.Get("/deliveries/{id}", s.handle(s.getDelivery))
 	r.Get("/rejected", s.handle(s.listRejected))

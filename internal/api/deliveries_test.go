@@ -88,7 +88,7 @@ func mustDeliveryID(t *testing.T, s string) int64 {
 // record adds attempts to deliveries through the store.
 func (h *history) record(results ...db.Result) {
 	h.t.Helper()
-	done, err := h.store.RecordResults(context.Background(), results)
+	done, err := h.store.RecordResults(context.Background(), results, 0)
 	if err != nil || len(done) == 0 {
 		h.t.Fatalf("record results: %v %v", done, err)
 	}

@@ -161,6 +161,12 @@ type Consumer struct {
 	Prefix string
 	// Replicas is the stream replica count; default 1.
 	Replicas int
+	// DisableAfter is how long an endpoint may keep failing, without one
+	// success, before it is disabled; default 120h, 0 never disables.
+	DisableAfter time.Duration
+	// SecretGrace is how long a rotated-out secret keeps signing; default
+	// 24h.
+	SecretGrace time.Duration
 	// ShutdownTimeout is how long in-flight attempts may finish on SIGTERM;
 	// default 10s.
 	ShutdownTimeout time.Duration
@@ -207,6 +213,10 @@ func (c *Consumer) bindTuning(b *Binder) {
 	b.String(&c.Prefix, "prefix", "HOOKRELAY_PREFIX", DefaultPrefix,
 		"subject prefix and stream name prefix")
 	b.Int(&c.Replicas, "replicas", "HOOKRELAY_REPLICAS", 1, "stream replica count")
+	b.Duration(&c.DisableAfter, "disable-after", "HOOKRELAY_DISABLE_AFTER", 120*time.Hour,
+		"disable an endpoint failing for this long without a success (0: never)")
+	b.Duration(&c.SecretGrace, "secret-grace", "HOOKRELAY_SECRET_GRACE", 24*time.Hour,
+		"how long a rotated-out secret keeps signing")
 	b.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKRELAY_SHUTDOWN_TIMEOUT",
 		10*time.Second, "time in-flight attempts get to finish on SIGTERM")
 	b.String(&c.LogFormat, "log-format", "HOOKRELAY_LOG_FORMAT", "json", "json or console")
@@ -238,6 +248,8 @@ func (c *Consumer) Validate(b *Binder) error {
 		{"prefix", !validPrefix(c.Prefix), "must be letters, digits, - and _"},
 		{"replicas", c.Replicas < 1 || c.Replicas > 5, "must be 1–5"},
 		{"shutdown-timeout", c.ShutdownTimeout < 0, "must not be negative"},
+		{"disable-after", c.DisableAfter < 0, "must not be negative"},
+		{"secret-grace", c.SecretGrace < 0, "must not be negative"},
 		{"log-format", c.LogFormat != "json" && c.LogFormat != "console", "must be json or console"},
 	}
 	for _, ch := range checks {

@@ -96,7 +96,8 @@ func deref[T any](p *T) T {
 
 // Result is the record of an attempt and the delivery state it leads to.
 type Result struct {
-	Attempt Attempt
+	Attempt    Attempt
+	EndpointID string
 	// Status is the delivery's status after the attempt: pending when a
 	// retry follows at NextAttempt.
 	Status      string
@@ -105,9 +106,14 @@ type Result struct {
 
 // RecordResults writes a batch of attempts and their deliveries' new state
 // in one round trip. Only an attempt that is its delivery's next one is
-// recorded; the set of delivery ids recorded is returned.
-func (s *Store) RecordResults(ctx context.Context, results []Result) (map[int64]bool, error) {
-	ids, err := s.q.DeliveryRecordAttempts(ctx, s.pool, recordParams(results))
+// recorded; the set of delivery ids recorded is returned. It also keeps each
+// endpoint's failing streak, and disables an endpoint failing for longer
+// than disableAfter (zero: never).
+func (s *Store) RecordResults(ctx context.Context, results []Result,
+	disableAfter time.Duration) (map[int64]bool, error) {
+	p := recordParams(results)
+	p.DisableAfterSecs = disableAfter.Seconds()
+	ids, err := s.q.DeliveryRecordAttempts(ctx, s.pool, p)
 	if err != nil {
 		return nil, fmt.Errorf("record attempts: %w", err)
 	}
@@ -125,7 +131,7 @@ func recordParams(results []Result) dbgen.DeliveryRecordAttemptsParams {
 		StartedAts: make([]time.Time, n), DurationMs: make([]int32, n),
 		StatusCodes: make([]int32, n), ResponseBodies: make([]string, n),
 		Errors: make([]string, n), Statuses: make([]string, n),
-		NextAttemptAts: make([]time.Time, n),
+		NextAttemptAts: make([]time.Time, n), EndpointIds: make([]string, n),
 	}
 	for i, r := range results {
 		a := r.Attempt
@@ -133,6 +139,7 @@ func recordParams(results []Result) dbgen.DeliveryRecordAttemptsParams {
 		p.DurationMs[i] = int32(a.Duration / time.Millisecond)
 		p.StatusCodes[i], p.ResponseBodies[i], p.Errors[i] = int32(a.StatusCode), a.ResponseBody, a.Error
 		p.Statuses[i], p.NextAttemptAts[i] = r.Status, r.NextAttempt
+		p.EndpointIds[i] = r.EndpointID
 	}
 	return p
 }

@@ -43,7 +43,7 @@ type Endpoint struct {
 
 // CreateEndpoint inserts e and returns it as stored.
 func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error) {
-	headers, err := json.Marshal(nonNilMap(e.Headers))
+	headers, err := jsonOf(nonNilMap(e.Headers))
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("create endpoint: %w", err)
 	}
@@ -179,4 +179,8 @@ func utcPtr(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+func jsonOf(v any) (json.RawMessage, error) {
+	return json.Marshal(v)
 }

@@ -192,13 +192,17 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 }
 
 func (p *Pipeline) send(j *job, started time.Time) (dispatch.Response, error) {
-	t := j.target
+	return p.sendTo(p.attemptCtx, j.target, started)
+}
+
+// sendTo signs t's event afresh with the attempt's time and posts it.
+func (p *Pipeline) sendTo(ctx context.Context, t *db.Target, at time.Time) (dispatch.Response, error) {
 	timeout := p.cfg.RequestTimeout
 	if t.Endpoint.Timeout > 0 {
 		timeout = t.Endpoint.Timeout
 	}
 	header, err := dispatch.SignatureHeaders(dispatch.Scheme(t.Endpoint.SignatureScheme),
-		signingSecrets(t.Endpoint, started), t.EventID, t.EventType, started, t.Body)
+		signingSecrets(t.Endpoint, at), t.EventID, t.EventType, at, t.Body)
 	if err != nil {
 		return dispatch.Response{}, err
 	}
@@ -207,7 +211,7 @@ func (p *Pipeline) send(j *job, started time.Time) (dispatch.Response, error) {
 			header.Set(k, v)
 		}
 	}
-	return p.sender.Send(p.attemptCtx, dispatch.Request{
+	return p.sender.Send(ctx, dispatch.Request{
 		URL: t.Endpoint.URL, Body: t.Body, Header: header, Timeout: timeout,
 	})
 }
@@ -230,6 +234,7 @@ func result(j *job, started time.Time, resp dispatch.Response, d dispatch.Decisi
 		status = db.StatusFailed
 	}
 	return db.Result{
+		EndpointID: j.target.Endpoint.ID,
 		Attempt: db.Attempt{
 			DeliveryID: j.task.DeliveryID, Number: j.task.Attempt, StartedAt: started,
 			Duration: time.Since(started), StatusCode: resp.StatusCode,

@@ -43,6 +43,9 @@ type Config struct {
 	// ShutdownTimeout is how long Stop lets in-flight attempts finish before
 	// cancelling them; default 10s.
 	ShutdownTimeout time.Duration
+	// DisableAfter is how long an endpoint may fail without a success before
+	// it is disabled; zero never disables. The consumer's default is 120h.
+	DisableAfter time.Duration
 	// FanoutWorkers is the number of fan-out batches handled at once;
 	// default 2.
 	FanoutWorkers int
@@ -111,7 +114,7 @@ func New(cfg Config, js jetstream.JetStream, store *db.Store, sender *dispatch.S
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pipeline{
 		cfg: cfg, js: js, store: store, sender: sender, log: log,
-		writer:   newWriter(store, cfg.BatchSize*4, cfg.BatchTimeout, log),
+		writer:   newWriter(store, cfg.BatchSize*4, cfg.BatchTimeout, cfg.DisableAfter, log),
 		limiter:  newLimiter(cfg.EndpointConcurrency, cfg.EndpointConcurrency),
 		slots:    make(chan struct{}, cfg.Concurrency),
 		held:     make(chan struct{}, 2*cfg.Concurrency),

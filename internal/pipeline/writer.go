@@ -18,9 +18,12 @@ var errWriterStopped = errors.New("history writer stopped")
 // written in one round trip, and each submitter learns its own outcome.
 type writer struct {
 	store *db.Store
-	max   int
-	wait  time.Duration
-	log   *zap.Logger
+	// disableAfter is the failing streak after which an endpoint is
+	// disabled; zero never disables.
+	disableAfter time.Duration
+	max          int
+	wait         time.Duration
+	log          *zap.Logger
 
 	in       chan *record
 	done     chan struct{}
@@ -36,8 +39,9 @@ type record struct {
 	done     chan struct{}
 }
 
-func newWriter(store *db.Store, max int, wait time.Duration, log *zap.Logger) *writer {
-	return &writer{store: store, max: max, wait: wait, log: log,
+func newWriter(store *db.Store, max int, wait, disableAfter time.Duration,
+	log *zap.Logger) *writer {
+	return &writer{store: store, max: max, wait: wait, disableAfter: disableAfter, log: log,
 		in: make(chan *record, max), done: make(chan struct{})}
 }
 
@@ -111,7 +115,7 @@ func (w *writer) flush(batch []*record) {
 		results[i] = r.res
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	recorded, err := w.store.RecordResults(ctx, results)
+	recorded, err := w.store.RecordResults(ctx, results, w.disableAfter)
 	cancel()
 	metricWriterBatch.Observe(float64(len(batch)))
 	if err != nil {

@@ -14,12 +14,19 @@ type Task struct {
 	DeliveryID int64     `json:"delivery_id"`
 	Attempt    int       `json:"attempt"`
 	NotBefore  time.Time `json:"not_before,omitzero"`
+	// Nonce makes an operator's requeue a task of its own, not a duplicate
+	// of the scheduled task for the same attempt.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // MsgID is the Nats-Msg-Id of the task: the same task published twice within
 // the duplicate window is stored once.
 func (t Task) MsgID() string {
-	return "dlv-" + strconv.FormatInt(t.DeliveryID, 10) + "-" + strconv.Itoa(t.Attempt)
+	id := "dlv-" + strconv.FormatInt(t.DeliveryID, 10) + "-" + strconv.Itoa(t.Attempt)
+	if t.Nonce != "" {
+		id += "-" + t.Nonce
+	}
+	return id
 }
 
 // Encode returns the task's message body.

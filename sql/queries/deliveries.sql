@@ -22,7 +22,8 @@ WITH input AS (
            unnest(@response_bodies::text[]) AS response_body,
            unnest(@errors::text[]) AS error,
            unnest(@statuses::text[]) AS status,
-           unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at
+           unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at,
+           unnest(@endpoint_ids::text[]) AS endpoint_id
 ), updated AS (
     UPDATE deliveries d
     SET status = i.status,
@@ -46,6 +47,33 @@ WITH input AS (
     FROM input i
     WHERE i.delivery_id IN (SELECT id FROM updated)
     ON CONFLICT (delivery_id, number) DO NOTHING
+), health AS (
+    -- Per endpoint: did any attempt of the batch succeed?
+    SELECT i.endpoint_id, bool_or(i.status = 'succeeded') AS ok
+    FROM input i
+    WHERE i.delivery_id IN (SELECT id FROM updated)
+    GROUP BY i.endpoint_id
+), endpoint_health AS (
+    -- An endpoint's failing streak starts at its first failure and ends at a
+    -- success; one failing for longer than the disable span (0: never) is
+    -- disabled. Only rows whose state changes are written.
+    UPDATE endpoints ep
+    SET failing_since = CASE WHEN h.ok THEN NULL ELSE coalesce(ep.failing_since, now()) END,
+        active = ep.active AND NOT (@disable_after_secs::float8 > 0 AND NOT h.ok
+            AND ep.failing_since < now() - make_interval(secs => @disable_after_secs::float8)),
+        disabled_reason = CASE
+            WHEN @disable_after_secs::float8 > 0 AND NOT h.ok AND ep.active
+                 AND ep.failing_since < now() - make_interval(secs => @disable_after_secs::float8)
+            THEN 'failing continuously since ' || to_char(ep.failing_since AT TIME ZONE 'UTC',
+                 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            ELSE ep.disabled_reason END,
+        updated_at = now()
+    FROM health h
+    WHERE ep.id = h.endpoint_id
+      AND ((h.ok AND ep.failing_since IS NOT NULL)
+           OR (NOT h.ok AND ep.failing_since IS NULL)
+           OR (NOT h.ok AND ep.active AND @disable_after_secs::float8 > 0
+               AND ep.failing_since < now() - make_interval(secs => @disable_after_secs::float8)))
 )
 SELECT id FROM updated;
 
@@ -70,3 +98,23 @@ WHERE (sqlc.narg(endpoint_id)::text IS NULL OR endpoint_id = sqlc.narg(endpoint_
   AND (sqlc.narg(before_id)::bigint IS NULL OR id < sqlc.narg(before_id)::bigint)
 ORDER BY id DESC
 LIMIT @max_rows;
+
+-- name: DeliverySkipPendingByEndpoint :execrows
+UPDATE deliveries
+SET status = 'skipped', last_error = @reason, next_attempt_at = NULL,
+    updated_at = now(), completed_at = now()
+WHERE endpoint_id = @endpoint_id AND status = 'pending';
+
+-- name: DeliveryRequeue :one
+-- Makes a delivery that has not succeeded due again now. Its next attempt
+-- is the one after those already made.
+UPDATE deliveries
+SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()
+WHERE id = @id AND status <> 'succeeded'
+RETURNING id, attempt_count;
+
+-- name: DeliveryRequeueFailedByEndpoint :many
+UPDATE deliveries
+SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()
+WHERE endpoint_id = @endpoint_id AND status = 'failed' AND created_at >= @since
+RETURNING id, attempt_count;

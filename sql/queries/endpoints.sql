@@ -26,3 +26,30 @@ LIMIT @max_rows;
 UPDATE endpoints
 SET active = false, disabled_reason = @reason, updated_at = now()
 WHERE id = @id;
+
+-- name: EndpointUpdate :one
+UPDATE endpoints
+SET url = @url, description = @description, event_types = @event_types,
+    filter_provider_ids = @filter_provider_ids, filter_channel_ids = @filter_channel_ids,
+    filter_template_ids = @filter_template_ids, headers = @headers,
+    signature_scheme = @signature_scheme, secrets = @secrets,
+    secrets_expire_at = sqlc.narg(secrets_expire_at), active = @active,
+    disabled_reason = @disabled_reason,
+    failing_since = CASE WHEN @active::boolean THEN NULL ELSE failing_since END,
+    retry_policy = sqlc.narg(retry_policy), timeout_ms = sqlc.narg(timeout_ms),
+    rate_limit = sqlc.narg(rate_limit), updated_at = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: EndpointRotateSecret :one
+-- Puts a new secret first; the previous current secret keeps signing until
+-- the grace period ends. Secrets already past their grace period are dropped.
+UPDATE endpoints
+SET secrets = ARRAY[@secret::text] || secrets[1:1],
+    secrets_expire_at = now() + make_interval(secs => @grace_seconds::float8),
+    updated_at = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: EndpointDelete :one
+DELETE FROM endpoints WHERE id = @id RETURNING id;

@@ -197,7 +197,8 @@ WITH input AS (
            unnest($6::text[]) AS response_body,
            unnest($7::text[]) AS error,
            unnest($8::text[]) AS status,
-           unnest($9::timestamptz[]) AS next_attempt_at
+           unnest($9::timestamptz[]) AS next_attempt_at,
+           unnest($10::text[]) AS endpoint_id
 ), updated AS (
     UPDATE deliveries d
     SET status = i.status,
@@ -221,20 +222,49 @@ WITH input AS (
     FROM input i
     WHERE i.delivery_id IN (SELECT id FROM updated)
     ON CONFLICT (delivery_id, number) DO NOTHING
+), health AS (
+    -- Per endpoint: did any attempt of the batch succeed?
+    SELECT i.endpoint_id, bool_or(i.status = 'succeeded') AS ok
+    FROM input i
+    WHERE i.delivery_id IN (SELECT id FROM updated)
+    GROUP BY i.endpoint_id
+), endpoint_health AS (
+    -- An endpoint's failing streak starts at its first failure and ends at a
+    -- success; one failing for longer than the disable span (0: never) is
+    -- disabled. Only rows whose state changes are written.
+    UPDATE endpoints ep
+    SET failing_since = CASE WHEN h.ok THEN NULL ELSE coalesce(ep.failing_since, now()) END,
+        active = ep.active AND NOT ($11::float8 > 0 AND NOT h.ok
+            AND ep.failing_since < now() - make_interval(secs => $11::float8)),
+        disabled_reason = CASE
+            WHEN $11::float8 > 0 AND NOT h.ok AND ep.active
+                 AND ep.failing_since < now() - make_interval(secs => $11::float8)
+            THEN 'failing continuously since ' || to_char(ep.failing_since AT TIME ZONE 'UTC',
+                 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            ELSE ep.disabled_reason END,
+        updated_at = now()
+    FROM health h
+    WHERE ep.id = h.endpoint_id
+      AND ((h.ok AND ep.failing_since IS NOT NULL)
+           OR (NOT h.ok AND ep.failing_since IS NULL)
+           OR (NOT h.ok AND ep.active AND $11::float8 > 0
+               AND ep.failing_since < now() - make_interval(secs => $11::float8)))
 )
 SELECT id FROM updated
 `
 
 type DeliveryRecordAttemptsParams struct {
-	DeliveryIds    []int64
-	Numbers        []int32
-	StartedAts     []time.Time
-	DurationMs     []int32
-	StatusCodes    []int32
-	ResponseBodies []string
-	Errors         []string
-	Statuses       []string
-	NextAttemptAts []time.Time
+	DeliveryIds      []int64
+	Numbers          []int32
+	StartedAts       []time.Time
+	DurationMs       []int32
+	StatusCodes      []int32
+	ResponseBodies   []string
+	Errors           []string
+	Statuses         []string
+	NextAttemptAts   []time.Time
+	EndpointIds      []string
+	DisableAfterSecs float64
 }
 
 // Records a batch of attempts and their deliveries' new state in one round
@@ -251,6 +281,8 @@ func (q *Queries) DeliveryRecordAttempts(ctx context.Context, db DBTX, arg Deliv
 		arg.Errors,
 		arg.Statuses,
 		arg.NextAttemptAts,
+		arg.EndpointIds,
+		arg.DisableAfterSecs,
 	)
 	if err != nil {
 		return nil, err
@@ -268,4 +300,82 @@ func (q *Queries) DeliveryRecordAttempts(ctx context.Context, db DBTX, arg Deliv
 		return nil, err
 	}
 	return items, nil
+}
+
+const deliveryRequeue = `-- name: DeliveryRequeue :one
+UPDATE deliveries
+SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()
+WHERE id = $1 AND status <> 'succeeded'
+RETURNING id, attempt_count
+`
+
+type DeliveryRequeueRow struct {
+	ID           int64
+	AttemptCount int32
+}
+
+// Makes a delivery that has not succeeded due again now. Its next attempt
+// is the one after those already made.
+func (q *Queries) DeliveryRequeue(ctx context.Context, db DBTX, id int64) (DeliveryRequeueRow, error) {
+	row := db.QueryRow(ctx, deliveryRequeue, id)
+	var i DeliveryRequeueRow
+	err := row.Scan(&i.ID, &i.AttemptCount)
+	return i, err
+}
+
+const deliveryRequeueFailedByEndpoint = `-- name: DeliveryRequeueFailedByEndpoint :many
+UPDATE deliveries
+SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()
+WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2
+RETURNING id, attempt_count
+`
+
+type DeliveryRequeueFailedByEndpointParams struct {
+	EndpointID string
+	Since      time.Time
+}
+
+type DeliveryRequeueFailedByEndpointRow struct {
+	ID           int64
+	AttemptCount int32
+}
+
+func (q *Queries) DeliveryRequeueFailedByEndpoint(ctx context.Context, db DBTX, arg DeliveryRequeueFailedByEndpointParams) ([]DeliveryRequeueFailedByEndpointRow, error) {
+	rows, err := db.Query(ctx, deliveryRequeueFailedByEndpoint, arg.EndpointID, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DeliveryRequeueFailedByEndpointRow
+	for rows.Next() {
+		var i DeliveryRequeueFailedByEndpointRow
+		if err := rows.Scan(&i.ID, &i.AttemptCount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const deliverySkipPendingByEndpoint = `-- name: DeliverySkipPendingByEndpoint :execrows
+UPDATE deliveries
+SET status = 'skipped', last_error = $1, next_attempt_at = NULL,
+    updated_at = now(), completed_at = now()
+WHERE endpoint_id = $2 AND status = 'pending'
+`
+
+type DeliverySkipPendingByEndpointParams struct {
+	Reason     string
+	EndpointID string
+}
+
+func (q *Queries) DeliverySkipPendingByEndpoint(ctx context.Context, db DBTX, arg DeliverySkipPendingByEndpointParams) (int64, error) {
+	result, err := db.Exec(ctx, deliverySkipPendingByEndpoint, arg.Reason, arg.EndpointID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

@@ -11,6 +11,17 @@ import (
 	"time"
 )
 
+const endpointDelete = `-- name: EndpointDelete :one
+DELETE FROM endpoints WHERE id = $1 RETURNING id
+`
+
+func (q *Queries) EndpointDelete(ctx context.Context, db DBTX, id string) (string, error) {
+	row := db.QueryRow(ctx, endpointDelete, id)
+	var id_2 string
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
 const endpointDisable = `-- name: EndpointDisable :exec
 UPDATE endpoints
 SET active = false, disabled_reason = $1, updated_at = now()
@@ -190,4 +201,126 @@ func (q *Queries) EndpointList(ctx context.Context, db DBTX, arg EndpointListPar
 		return nil, err
 	}
 	return items, nil
+}
+
+const endpointRotateSecret = `-- name: EndpointRotateSecret :one
+UPDATE endpoints
+SET secrets = ARRAY[$1::text] || secrets[1:1],
+    secrets_expire_at = now() + make_interval(secs => $2::float8),
+    updated_at = now()
+WHERE id = $3
+RETURNING id, url, description, event_types, filter_provider_ids, filter_channel_ids, filter_template_ids, headers, signature_scheme, secrets, secrets_expire_at, active, disabled_reason, retry_policy, timeout_ms, rate_limit, failing_since, created_at, updated_at
+`
+
+type EndpointRotateSecretParams struct {
+	Secret       string
+	GraceSeconds float64
+	ID           string
+}
+
+// Puts a new secret first; the previous current secret keeps signing until
+// the grace period ends. Secrets already past their grace period are dropped.
+func (q *Queries) EndpointRotateSecret(ctx context.Context, db DBTX, arg EndpointRotateSecretParams) (Endpoint, error) {
+	row := db.QueryRow(ctx, endpointRotateSecret, arg.Secret, arg.GraceSeconds, arg.ID)
+	var i Endpoint
+	err := row.Scan(
+		&i.ID,
+		&i.Url,
+		&i.Description,
+		&i.EventTypes,
+		&i.FilterProviderIds,
+		&i.FilterChannelIds,
+		&i.FilterTemplateIds,
+		&i.Headers,
+		&i.SignatureScheme,
+		&i.Secrets,
+		&i.SecretsExpireAt,
+		&i.Active,
+		&i.DisabledReason,
+		&i.RetryPolicy,
+		&i.TimeoutMs,
+		&i.RateLimit,
+		&i.FailingSince,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const endpointUpdate = `-- name: EndpointUpdate :one
+UPDATE endpoints
+SET url = $1, description = $2, event_types = $3,
+    filter_provider_ids = $4, filter_channel_ids = $5,
+    filter_template_ids = $6, headers = $7,
+    signature_scheme = $8, secrets = $9,
+    secrets_expire_at = $10, active = $11,
+    disabled_reason = $12,
+    failing_since = CASE WHEN $11::boolean THEN NULL ELSE failing_since END,
+    retry_policy = $13, timeout_ms = $14,
+    rate_limit = $15, updated_at = now()
+WHERE id = $16
+RETURNING id, url, description, event_types, filter_provider_ids, filter_channel_ids, filter_template_ids, headers, signature_scheme, secrets, secrets_expire_at, active, disabled_reason, retry_policy, timeout_ms, rate_limit, failing_since, created_at, updated_at
+`
+
+type EndpointUpdateParams struct {
+	Url               string
+	Description       string
+	EventTypes        []string
+	FilterProviderIds []string
+	FilterChannelIds  []string
+	FilterTemplateIds []string
+	Headers           json.RawMessage
+	SignatureScheme   string
+	Secrets           []string
+	SecretsExpireAt   *time.Time
+	Active            bool
+	DisabledReason    string
+	RetryPolicy       json.RawMessage
+	TimeoutMs         *int32
+	RateLimit         *int32
+	ID                string
+}
+
+func (q *Queries) EndpointUpdate(ctx context.Context, db DBTX, arg EndpointUpdateParams) (Endpoint, error) {
+	row := db.QueryRow(ctx, endpointUpdate,
+		arg.Url,
+		arg.Description,
+		arg.EventTypes,
+		arg.FilterProviderIds,
+		arg.FilterChannelIds,
+		arg.FilterTemplateIds,
+		arg.Headers,
+		arg.SignatureScheme,
+		arg.Secrets,
+		arg.SecretsExpireAt,
+		arg.Active,
+		arg.DisabledReason,
+		arg.RetryPolicy,
+		arg.TimeoutMs,
+		arg.RateLimit,
+		arg.ID,
+	)
+	var i Endpoint
+	err := row.Scan(
+		&i.ID,
+		&i.Url,
+		&i.Description,
+		&i.EventTypes,
+		&i.FilterProviderIds,
+		&i.FilterChannelIds,
+		&i.FilterTemplateIds,
+		&i.Headers,
+		&i.SignatureScheme,
+		&i.Secrets,
+		&i.SecretsExpireAt,
+		&i.Active,
+		&i.DisabledReason,
+		&i.RetryPolicy,
+		&i.TimeoutMs,
+		&i.RateLimit,
+		&i.FailingSince,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }

@@ -1,0 +1,229 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/dispatch"
+)
+
+var (
+	errNoOperator = &apiError{status: http.StatusServiceUnavailable, code: codeNotReady,
+		message: "the delivery pipeline is not running in this process"}
+	errSucceeded = &apiError{status: http.StatusConflict, code: "conflict",
+		message: "the delivery succeeded; it is not sent again"}
+)
+
+// endpointByID loads the endpoint named in the path, or a 404.
+func (s *server) endpointByID(r *http.Request) (db.Endpoint, error) {
+	id := chi.URLParam(r, "id")
+	if len(id) > maxIDBytes || !safeText(id) {
+		return db.Endpoint{}, notFound("endpoint", id)
+	}
+	e, err := s.store.GetEndpoint(r.Context(), id)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Endpoint{}, notFound("endpoint", id)
+	}
+	return e, err
+}
+
+// patchEndpoint changes the fields given and keeps the rest. The URL is
+// validated again; "active": true enables a disabled endpoint.
+func (s *server) patchEndpoint(w http.ResponseWriter, r *http.Request) error {
+	old, err := s.endpointByID(r)
+	if err != nil {
+		return err
+	}
+	req := requestOf(old)
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	e, err := s.buildEndpoint(&req)
+	if err != nil {
+		return err
+	}
+	e.ID = old.ID
+	keepSecrets(old, &e)
+	e.DisabledReason = disabledReason(old, e)
+	updated, err := s.store.UpdateEndpoint(r.Context(), e)
+	if errors.Is(err, db.ErrNotFound) {
+		return notFound("endpoint", old.ID)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, endpointOut(updated))
+	return nil
+}
+
+// requestOf is the request that would create e, so that decoding a patch
+// over it changes only the fields the patch names.
+func requestOf(e db.Endpoint) endpointRequest {
+	req := endpointRequest{
+		URL: &e.URL, Description: e.Description, EventTypes: e.EventTypes,
+		Filters: &e.Filters, Headers: e.Headers, SignatureScheme: e.SignatureScheme,
+		Secret: &e.Secrets[0], Active: &e.Active, RetryPolicy: e.RetryPolicy,
+		RateLimit: e.RateLimit,
+	}
+	if e.Timeout > 0 {
+		t := e.Timeout.String()
+		req.Timeout = &t
+	}
+	return req
+}
+
+// keepSecrets keeps rotated-out secrets in their grace period when the
+// patch left the current secret alone.
+func keepSecrets(old db.Endpoint, e *db.Endpoint) {
+	if e.Secrets[0] == old.Secrets[0] {
+		e.Secrets, e.SecretsExpireAt = old.Secrets, old.SecretsExpireAt
+	}
+}
+
+func disabledReason(old, e db.Endpoint) string {
+	switch {
+	case e.Active:
+		return ""
+	case old.Active:
+		return "disabled through the API"
+	default:
+		return old.DisabledReason
+	}
+}
+
+// deleteEndpoint removes an endpoint; its pending deliveries end as skipped.
+func (s *server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.endpointByID(r)
+	if err != nil {
+		return err
+	}
+	stopped, err := s.store.DeleteEndpoint(r.Context(), e.ID)
+	if errors.Is(err, db.ErrNotFound) {
+		return notFound("endpoint", e.ID)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": e.ID, "deleted": true, "skipped_deliveries": stopped,
+	})
+	return nil
+}
+
+// rotateSecret answers the endpoint with its new secret. The previous one
+// keeps signing, alongside it, until the grace period ends.
+func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.endpointByID(r)
+	if err != nil {
+		return err
+	}
+	secret, err := dispatch.GenerateSecret() // a whsec_ secret suits both schemes
+	if err != nil {
+		return err
+	}
+	rotated, err := s.store.RotateSecret(r.Context(), e.ID, secret, s.grace)
+	if err != nil {
+		return err
+	}
+	out := endpointOut(rotated)
+	out.Secret = secret
+	writeJSON(w, http.StatusOK, rotatedJSON{out, formatTimePtr(rotated.SecretsExpireAt)})
+	return nil
+}
+
+type rotatedJSON struct {
+	endpointJSON
+	PreviousSecretExpiresAt *string `json:"previous_secret_expires_at"`
+}
+
+type recoverRequest struct {
+	Since *string `json:"since"`
+}
+
+// recoverEndpoint requeues the endpoint's failed deliveries since a time.
+func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request) error {
+	if s.operator == nil {
+		return errNoOperator
+	}
+	e, err := s.endpointByID(r)
+	if err != nil {
+		return err
+	}
+	var req recoverRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	since, err := requiredTime("since", req.Since)
+	if err != nil {
+		return err
+	}
+	due, err := s.store.RequeueFailed(r.Context(), e.ID, since)
+	if err != nil {
+		return err
+	}
+	if err := s.operator.Requeue(r.Context(), due); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"requeued": len(due)})
+	return nil
+}
+
+func requiredTime(field string, v *string) (time.Time, error) {
+	if v == nil || *v == "" {
+		return time.Time{}, invalidField(field, "is required (RFC 3339)")
+	}
+	t, err := time.Parse(time.RFC3339Nano, *v)
+	if err != nil {
+		return time.Time{}, invalidField(field, "must be an RFC 3339 time")
+	}
+	return t, nil
+}
+
+// probeEndpoint sends one signed system.maintenance event now and answers
+// what came back; nothing is retried or recorded.
+func (s *server) probeEndpoint(w http.ResponseWriter, r *http.Request) error {
+	if s.operator == nil {
+		return errNoOperator
+	}
+	e, err := s.endpointByID(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.operator.Probe(r.Context(), e))
+	return nil
+}
+
+// retryDelivery requeues one delivery now, also a failed one; one that
+// succeeded answers 409.
+func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
+	if s.operator == nil {
+		return errNoOperator
+	}
+	raw := chi.URLParam(r, "id")
+	id, ok := parseDeliveryID(raw)
+	if !ok {
+		return notFound("delivery", raw)
+	}
+	due, err := s.store.RequeueDelivery(r.Context(), id)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return notFound("delivery", raw)
+	case errors.Is(err, db.ErrSucceeded):
+		return errSucceeded
+	case err != nil:
+		return err
+	}
+	if err := s.operator.Requeue(r.Context(), []db.Due{due}); err != nil {
+		return err
+	}
+	d, err := s.store.GetDelivery(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, deliveryOut(d))
+	return nil
+}
