@@ -171,11 +171,19 @@ type receiver struct {
 	bad     int
 	status  map[string]int // path → status to answer (default 200)
 	hold    map[string]chan struct{}
+	last    map[string]request
+}
+
+// request is what a path received last.
+type request struct {
+	header http.Header
+	body   []byte
 }
 
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{t: t, secrets: map[string]string{}, got: map[string]map[string]int{},
-		status: map[string]int{}, hold: map[string]chan struct{}{}}
+		status: map[string]int{}, hold: map[string]chan struct{}{},
+		last: map[string]request{}}
 	srv := httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(srv.Close)
 	r.url = srv.URL
@@ -209,6 +217,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.got[req.URL.Path] = map[string]int{}
 	}
 	r.got[req.URL.Path][req.Header.Get("webhook-id")]++
+	r.last[req.URL.Path] = request{header: req.Header.Clone(), body: body}
 	r.mu.Unlock()
 	if status != 0 {
 		w.WriteHeader(status)
@@ -256,4 +265,18 @@ func (b *bundle) count(endpoint, status string) int {
 		b.t.Fatal(err)
 	}
 	return n
+}
+
+// setStatus makes path answer code from now on.
+func (r *receiver) setStatus(path string, code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status[path] = code
+}
+
+// lastRequest is what path received last.
+func (r *receiver) lastRequest(path string) request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last[path]
 }

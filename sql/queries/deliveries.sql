@@ -59,21 +59,24 @@ WITH input AS (
     -- disabled. Only rows whose state changes are written.
     UPDATE endpoints ep
     SET failing_since = CASE WHEN h.ok THEN NULL ELSE coalesce(ep.failing_since, now()) END,
-        active = ep.active AND NOT (@disable_after_secs::float8 > 0 AND NOT h.ok
-            AND ep.failing_since < now() - make_interval(secs => @disable_after_secs::float8)),
+        active = ep.active AND NOT h.expired,
         disabled_reason = CASE
-            WHEN @disable_after_secs::float8 > 0 AND NOT h.ok AND ep.active
-                 AND ep.failing_since < now() - make_interval(secs => @disable_after_secs::float8)
+            WHEN h.expired AND ep.active
             THEN 'failing continuously since ' || to_char(ep.failing_since AT TIME ZONE 'UTC',
                  'YYYY-MM-DD"T"HH24:MI:SS"Z"')
             ELSE ep.disabled_reason END,
         updated_at = now()
-    FROM health h
+    FROM (
+        SELECT h.endpoint_id, h.ok,
+               NOT h.ok AND @disable_after_secs::float8 > 0
+               AND coalesce(e.failing_since < now() - make_interval(secs => @disable_after_secs::float8),
+                            false) AS expired
+        FROM health h JOIN endpoints e ON e.id = h.endpoint_id
+    ) h
     WHERE ep.id = h.endpoint_id
       AND ((h.ok AND ep.failing_since IS NOT NULL)
            OR (NOT h.ok AND ep.failing_since IS NULL)
-           OR (NOT h.ok AND ep.active AND @disable_after_secs::float8 > 0
-               AND ep.failing_since < now() - make_interval(secs => @disable_after_secs::float8)))
+           OR (h.expired AND ep.active))
 )
 SELECT id FROM updated;
 
