@@ -96,6 +96,11 @@ func (a *app) connect(ctx context.Context, cfg config.Consumer) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	a.pool, a.store = pool, db.NewStore(pool)
+	if cfg.SecretKey != "" {
+		if err := a.store.UseSecretKey(cfg.SecretKey); err != nil {
+			return fmt.Errorf("--secret-key (HOOKRELAY_SECRET_KEY): %w", err)
+		}
+	}
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("hookrelay-consumer"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -64,7 +64,13 @@ func (s *Store) LoadTargets(ctx context.Context, ids []int64) (map[int64]*Target
 	}
 	out := make(map[int64]*Target, len(rows))
 	for _, r := range rows {
-		out[r.ID] = targetFromRow(r)
+		t := targetFromRow(r)
+		if t.Endpoint != nil {
+			if t.Endpoint.Secrets, err = s.openAll(r.Secrets); err != nil {
+				return nil, fmt.Errorf("load deliveries: endpoint %s: %w", r.EndpointID, err)
+			}
+		}
+		out[r.ID] = t
 	}
 	return out, nil
 }

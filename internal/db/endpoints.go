@@ -52,14 +52,14 @@ func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 		FilterProviderIds: nonNil(e.Filters.ProviderID),
 		FilterChannelIds:  nonNil(e.Filters.ChannelID),
 		FilterTemplateIds: nonNil(e.Filters.TemplateID),
-		Headers:           headers, SignatureScheme: e.SignatureScheme, Secrets: e.Secrets,
+		Headers:           headers, SignatureScheme: e.SignatureScheme, Secrets: s.sealAll(e.Secrets),
 		Active: e.Active, RetryPolicy: e.RetryPolicy,
 		TimeoutMs: timeoutMs(e.Timeout), RateLimit: int32Ptr(e.RateLimit),
 	})
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("create endpoint: %w", err)
 	}
-	return endpointFromRow(row), nil
+	return s.endpoint(row)
 }
 
 // GetEndpoint returns the endpoint with id, or ErrNotFound.
@@ -68,7 +68,7 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (Endpoint, error) {
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("get endpoint %s: %w", id, notFound(err))
 	}
-	return endpointFromRow(row), nil
+	return s.endpoint(row)
 }
 
 // EndpointCursor is the position after the last endpoint of a page.
@@ -96,7 +96,9 @@ func (s *Store) ListEndpoints(ctx context.Context, q EndpointQuery) ([]Endpoint,
 	}
 	out := make([]Endpoint, len(rows))
 	for i, r := range rows {
-		out[i] = endpointFromRow(r)
+		if out[i], err = s.endpoint(r); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -109,6 +111,17 @@ func (s *Store) DisableEndpoint(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("disable endpoint %s: %w", id, err)
 	}
 	return nil
+}
+
+// endpoint converts a row, decrypting its secrets.
+func (s *Store) endpoint(r dbgen.Endpoint) (Endpoint, error) {
+	secrets, err := s.openAll(r.Secrets)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint %s: %w", r.ID, err)
+	}
+	e := endpointFromRow(r)
+	e.Secrets = secrets
+	return e, nil
 }
 
 func endpointFromRow(r dbgen.Endpoint) Endpoint {

@@ -26,7 +26,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 		FilterProviderIds: nonNil(e.Filters.ProviderID),
 		FilterChannelIds:  nonNil(e.Filters.ChannelID),
 		FilterTemplateIds: nonNil(e.Filters.TemplateID),
-		Headers:           headers, SignatureScheme: e.SignatureScheme, Secrets: e.Secrets,
+		Headers:           headers, SignatureScheme: e.SignatureScheme, Secrets: s.sealAll(e.Secrets),
 		SecretsExpireAt: e.SecretsExpireAt, Active: e.Active, DisabledReason: e.DisabledReason,
 		RetryPolicy: e.RetryPolicy, TimeoutMs: timeoutMs(e.Timeout),
 		RateLimit: int32Ptr(e.RateLimit),
@@ -34,19 +34,19 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("update endpoint %s: %w", e.ID, notFound(err))
 	}
-	return endpointFromRow(row), nil
+	return s.endpoint(row)
 }
 
 // RotateSecret makes secret the endpoint's signing secret; the previous one
 // keeps signing alongside it for grace.
 func (s *Store) RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (Endpoint, error) {
 	row, err := s.q.EndpointRotateSecret(ctx, s.pool, dbgen.EndpointRotateSecretParams{
-		ID: id, Secret: secret, GraceSeconds: grace.Seconds(),
+		ID: id, Secret: s.sealAll([]string{secret})[0], GraceSeconds: grace.Seconds(),
 	})
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("rotate secret of endpoint %s: %w", id, notFound(err))
 	}
-	return endpointFromRow(row), nil
+	return s.endpoint(row)
 }
 
 // DeleteEndpoint removes an endpoint and ends its pending deliveries as

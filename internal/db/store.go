@@ -1,6 +1,7 @@
 package db
 
 import (
+	"crypto/cipher"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	pool *pgxpool.Pool
 	q    *dbgen.Queries
+	aead cipher.AEAD // encrypts endpoint secrets when set
 }
 
 // NewStore returns a store on pool.
