@@ -36,7 +36,7 @@ func IsKnownType(typ string) bool {
 // reports whether an id was made up.
 func Complete(raw []byte, maxBytes int, now time.Time) (ev *Event, generated bool, err error) {
 	var fields map[string]json.RawMessage
-	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+	if t := bytes.TrimLeft(raw, jsonSpace); len(t) > 0 && t[0] == '{' {
 		if json.Unmarshal(t, &fields) == nil {
 			raw, generated, err = fill(raw, fields, now)
 			if err != nil {

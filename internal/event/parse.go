@@ -32,8 +32,12 @@ func Parse(raw []byte, maxBytes int, now time.Time) (*Event, error) {
 	return fromWire(w, raw, now)
 }
 
+// jsonSpace is the whitespace JSON allows around values. bytes.TrimSpace
+// would also take \v, \f, U+0085 and U+00A0, which JSON parsers refuse.
+const jsonSpace = " \t\r\n"
+
 func decodeWire(raw []byte) (*wire, error) {
-	trimmed := bytes.TrimSpace(raw)
+	trimmed := bytes.TrimLeft(raw, jsonSpace) // json.Unmarshal checks the end
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, invalid("", "not a JSON object")
 	}
