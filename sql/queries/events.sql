@@ -60,3 +60,20 @@ WHERE d.event_id = ANY (@ids::text[])
 
 -- name: EventGet :one
 SELECT * FROM events WHERE id = @id;
+
+-- name: EventList :many
+-- Newest first, every filter optional; the cursor is the (received_at, id)
+-- of the last event of the previous page. The metadata filters each have an
+-- index led by their column (0002_event_indexes.sql).
+SELECT * FROM events
+WHERE (sqlc.narg(type)::text IS NULL OR type = sqlc.narg(type)::text)
+  AND (sqlc.narg(provider_id)::text IS NULL OR provider_id = sqlc.narg(provider_id)::text)
+  AND (sqlc.narg(message_id)::text IS NULL OR message_id = sqlc.narg(message_id)::text)
+  AND (sqlc.narg(organization_id)::text IS NULL
+       OR organization_id = sqlc.narg(organization_id)::text)
+  AND (sqlc.narg(since)::timestamptz IS NULL OR received_at >= sqlc.narg(since)::timestamptz)
+  AND (sqlc.narg(until)::timestamptz IS NULL OR received_at < sqlc.narg(until)::timestamptz)
+  AND (sqlc.narg(cursor_received_at)::timestamptz IS NULL
+       OR (received_at, id) < (sqlc.narg(cursor_received_at)::timestamptz, @cursor_id::text))
+ORDER BY received_at DESC, id DESC
+LIMIT @max_rows;
