@@ -34,6 +34,7 @@ type app struct {
 	http  *http.Server
 	store *db.Store
 	guard *dispatch.Guard
+	pprof *http.Server
 }
 
 func serve(ctx context.Context, cfg config.Consumer, log *zap.Logger) error {
@@ -86,6 +87,14 @@ func start(ctx context.Context, cfg config.Consumer, log *zap.Logger) (*app, err
 		a.pipe.Stop()
 		a.close()
 		return nil, err
+	}
+	if cfg.PprofAddr != "" {
+		pp, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			a.stop()
+			return nil, err
+		}
+		a.pprof = pp
 	}
 	return a, nil
 }
@@ -159,6 +168,7 @@ func (a *app) listen(cfg config.Consumer) error {
 		Store: a.store, Guard: a.guard, Token: cfg.APIToken,
 		Ready: a.ready, Log: a.log, Metrics: promhttp.Handler(),
 		Operator: a.pipe, SecretGrace: cfg.SecretGrace,
+		Events: a.pipe, MaxEventBytes: cfg.MaxEventBytes,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -193,6 +203,9 @@ func (a *app) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.http.Shutdown(ctx)
+	if a.pprof != nil {
+		_ = a.pprof.Close()
+	}
 	a.close()
 	a.log.Info("consumer stopped")
 }

@@ -170,6 +170,9 @@ type Consumer struct {
 	// ShutdownTimeout is how long in-flight attempts may finish on SIGTERM;
 	// default 10s.
 	ShutdownTimeout time.Duration
+	// PprofAddr, when set, serves Go's profiler (net/http/pprof) on this
+	// loopback address; default unset (off).
+	PprofAddr string
 	// LogFormat is json (default) or console.
 	LogFormat string
 	// LogLevel is debug, info (default), warn or error.
@@ -219,6 +222,8 @@ func (c *Consumer) bindTuning(b *Binder) {
 		"how long a rotated-out secret keeps signing")
 	b.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKRELAY_SHUTDOWN_TIMEOUT",
 		10*time.Second, "time in-flight attempts get to finish on SIGTERM")
+	b.String(&c.PprofAddr, "pprof-addr", "HOOKRELAY_PPROF_ADDR", "",
+		"serve Go's profiler on this loopback address (off when empty)")
 	b.String(&c.LogFormat, "log-format", "HOOKRELAY_LOG_FORMAT", "json", "json or console")
 	b.String(&c.LogLevel, "log-level", "HOOKRELAY_LOG_LEVEL", "info",
 		"debug, info, warn or error")
