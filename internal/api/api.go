@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/db"
 	"github.com/hookrelay/hookrelay/internal/dispatch"
+	"github.com/hookrelay/hookrelay/internal/event"
 	"github.com/hookrelay/hookrelay/internal/pipeline"
 )
 
@@ -43,6 +44,12 @@ type Config struct {
 	// SecretGrace is how long a rotated-out secret keeps signing; default
 	// 24h.
 	SecretGrace time.Duration
+	// Events publishes the events of POST /v1/events; without it that route
+	// answers 503.
+	Events EventPublisher
+	// MaxEventBytes is the size limit of a published event; default
+	// event.DefaultMaxBytes (256 KiB).
+	MaxEventBytes int
 }
 
 // Operator is what the operator routes need from the delivery pipeline.
@@ -60,6 +67,8 @@ type server struct {
 	log      *zap.Logger
 	operator Operator
 	grace    time.Duration
+	events   EventPublisher
+	maxEvent int
 }
 
 // New returns the admin API as an http.Handler.
@@ -80,9 +89,13 @@ func New(cfg Config) http.Handler {
 
 func newServer(cfg Config) *server {
 	s := &server{store: cfg.Store, guard: cfg.Guard, ready: cfg.Ready, log: cfg.Log,
-		operator: cfg.Operator, grace: cfg.SecretGrace}
+		operator: cfg.Operator, grace: cfg.SecretGrace,
+		events: cfg.Events, maxEvent: cfg.MaxEventBytes}
 	if s.grace <= 0 {
 		s.grace = 24 * time.Hour
+	}
+	if s.maxEvent <= 0 {
+		s.maxEvent = event.DefaultMaxBytes
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -109,6 +122,10 @@ func (s *server) routesV1(r chi.Router) {
 	r.Get("/deliveries", s.handle(s.listDeliveries))
 	r.Get("/deliveries/{id}", s.handle(s.getDelivery))
 	r.Get("/rejected", s.handle(s.listRejected))
+	r.Post("/events", s.handle(s.createEvent))
+	r.Get("/events", s.handle(s.listEvents))
+	r.Get("/events/{id}", s.handle(s.getEvent))
+	r.Get("/openapi.json", serveOpenAPI)
 }
 
 // handlerFunc is a handler whose error becomes the error response.
