@@ -1,6 +1,7 @@
-// Package compose checks docker-compose.yml with the compose-spec loader,
-// the one Docker Compose itself uses, since no Docker engine runs where the
-// tests do.
+// Package compose checks the files that run hookrelay outside its Go code:
+// docker-compose.yml, loaded with the compose-spec loader (the one Docker
+// Compose itself uses, since no Docker engine runs where the tests do), and
+// the README's table of settings.
 package compose
 
 import (
