@@ -22,6 +22,8 @@ const usageHead = `Usage:
   publisher send --type TYPE [--data JSON] [--metadata JSON] [--id ID]
                  [--timestamp TIME] [settings]
   publisher send --file PATH [settings]     (PATH - reads standard input)
+  publisher endpoints list [flags]          (admin API: run
+  publisher deliveries list|show|retry …     "publisher deliveries -h")
   publisher help
 
 send publishes message events to the hookrelay events stream, on subject
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	case "send":
 		return runSend(ctx, args[1:], stdin, stdout, stderr)
+	case "endpoints", "deliveries":
+		return runAdmin(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "publisher: unknown command %q\n", args[0])
 	printUsage(stderr)
