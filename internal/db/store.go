@@ -1,11 +1,12 @@
 package db
 
 import (
-	"crypto/cipher"
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,6 +71,7 @@ func fanOutParams(events []*event.Event) dbgen.EventFanOutParams {
 		ProviderIds: make([]string, n), ChannelIds: make([]string, n),
 		TemplateIds: make([]string, n), MessageIds: make([]string, n),
 		OrganizationIds: make([]string, n), Bodies: make([][]byte, n),
+		Patterns: make([]string, n),
 	}
 	for i, ev := range events {
 		p.Ids[i], p.Types[i], p.OccurredAts[i] = ev.ID, ev.Type, ev.Timestamp
@@ -77,6 +79,7 @@ func fanOutParams(events []*event.Event) dbgen.EventFanOutParams {
 		p.ProviderIds[i], p.ChannelIds[i], p.TemplateIds[i] = md.ProviderID, md.ChannelID, md.TemplateID
 		p.MessageIds[i], p.OrganizationIds[i] = md.MessageID, md.OrganizationID
 		p.Bodies[i] = ev.Raw
+		p.Patterns[i] = strings.Join(event.Patterns(ev.Type), " ")
 	}
 	return p
 }

@@ -83,7 +83,7 @@ func TestLoopbackSpellingsNeverConnectWithEitherResolver(t *testing.T) {
 	srv, hits := newServer(t, func(http.ResponseWriter, *http.Request) {})
 	_, port := serverIP(t, srv)
 	ns := fakeNameserver(t, map[string]netip.Addr{
-		"rebound.example": netip.MustParseAddr("127.0.0.1"),
+		"rebound.example":  netip.MustParseAddr("127.0.0.1"),
 		"metadata.example": netip.MustParseAddr("169.254.169.254"),
 	})
 	resolvers := map[string]func(context.Context, string) ([]netip.Addr, error){

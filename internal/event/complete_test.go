@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +379,19 @@ func TestBuildRejects(t *testing.T) {
 				t.Errorf("Build returned %s with an error", raw)
 			}
 		})
+	}
+}
+
+func TestPatternsMatchEveryPrefix(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"message.sent":   {"*", "message.*", "message.sent"},
+		"a.b.c":          {"*", "a.*", "a.b.*", "a.b.c"},
+		"system.quota_x": {"*", "system.*", "system.quota_x"},
+	}
+	for typ, want := range cases {
+		if got := event.Patterns(typ); !slices.Equal(got, want) {
+			t.Errorf("Patterns(%q) = %v, want %v", typ, got, want)
+		}
 	}
 }

@@ -85,3 +85,15 @@ func NewID() string {
 func Subject(prefix, typ string) string {
 	return prefix + ".events." + typ
 }
+
+// Patterns are the subscription patterns that match an event of type typ:
+// "*", each prefix pattern ("message.*" for "message.sent") and typ itself.
+func Patterns(typ string) []string {
+	out := []string{"*"}
+	for i := 0; i < len(typ); i++ {
+		if typ[i] == '.' {
+			out = append(out, typ[:i+1]+"*")
+		}
+	}
+	return append(out, typ)
+}

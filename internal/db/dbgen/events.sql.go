@@ -20,7 +20,10 @@ WITH input AS (
            unnest($6::text[]) AS template_id,
            unnest($7::text[]) AS message_id,
            unnest($8::text[]) AS organization_id,
-           unnest($9::bytea[]) AS body
+           unnest($9::bytea[]) AS body,
+           -- the subscription patterns that match the type: "*", every
+           -- prefix pattern ("message.*") and the type itself
+           unnest($10::text[]) AS patterns
 ), new_events AS (
     INSERT INTO events (
         id, type, occurred_at, provider_id, channel_id, template_id, message_id,
@@ -32,21 +35,17 @@ WITH input AS (
     FROM input
     ON CONFLICT (id) DO NOTHING
     RETURNING id, type, provider_id, channel_id, template_id
+), matching AS (
+    SELECT ne.id, ne.type, ne.provider_id, ne.channel_id, ne.template_id, string_to_array(i.patterns, ' ') AS patterns
+    FROM new_events ne JOIN input i ON i.id = ne.id
 ), new_deliveries AS (
     INSERT INTO deliveries (event_id, endpoint_id, event_type, status, last_error, completed_at)
     SELECT ne.id, ep.id, ne.type,
            CASE WHEN ep.active THEN 'pending' ELSE 'skipped' END,
            CASE WHEN ep.active THEN '' ELSE 'endpoint disabled' END,
            CASE WHEN ep.active THEN NULL ELSE now() END
-    FROM new_events ne
-    JOIN endpoints ep ON (
-        ep.event_types && ARRAY[ne.type, '*']
-        OR EXISTS (
-            SELECT 1 FROM unnest(ep.event_types) AS p (pattern)
-            WHERE right(p.pattern, 2) = '.*'
-              AND starts_with(ne.type, left(p.pattern, -1))
-        )
-    )
+    FROM matching ne
+    JOIN endpoints ep ON ep.event_types && ne.patterns
     AND (cardinality(ep.filter_provider_ids) = 0
          OR ne.provider_id = ANY (ep.filter_provider_ids))
     AND (cardinality(ep.filter_channel_ids) = 0
@@ -61,9 +60,9 @@ FROM new_deliveries nd
 WHERE nd.status = 'pending'
 UNION ALL
 SELECT d.id, d.event_id
-FROM deliveries d
-WHERE d.event_id = ANY ($1::text[])
-  AND d.status = 'pending'
+FROM input i
+JOIN deliveries d ON d.event_id = i.id
+WHERE d.status = 'pending'
   AND d.attempt_count = 0
 `
 
@@ -77,6 +76,7 @@ type EventFanOutParams struct {
 	MessageIds      []string
 	OrganizationIds []string
 	Bodies          [][]byte
+	Patterns        []string
 }
 
 type EventFanOutRow struct {
@@ -99,6 +99,7 @@ func (q *Queries) EventFanOut(ctx context.Context, db DBTX, arg EventFanOutParam
 		arg.MessageIds,
 		arg.OrganizationIds,
 		arg.Bodies,
+		arg.Patterns,
 	)
 	if err != nil {
 		return nil, err
