@@ -172,6 +172,7 @@ type receiver struct {
 	status  map[string]int // path → status to answer (default 200)
 	hold    map[string]chan struct{}
 	last    map[string]request
+	body    map[string]string // path → response body
 }
 
 // request is what a path received last.
@@ -200,6 +201,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	secret, status, hold := r.secrets[req.URL.Path], r.status[req.URL.Path], r.hold[req.URL.Path]
+	answer := r.body[req.URL.Path]
 	r.mu.Unlock()
 	if hold != nil {
 		select {
@@ -222,6 +224,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if status != 0 {
 		w.WriteHeader(status)
 	}
+	_, _ = io.WriteString(w, answer)
 }
 
 func verify(secret string, body []byte, h http.Header) bool {

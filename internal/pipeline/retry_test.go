@@ -1,0 +1,86 @@
+package pipeline_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/pipeline"
+)
+
+func TestRetryOverridesMeanWhatTheySay(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		raw      string
+		attempts int
+		delays   []time.Duration
+	}{
+		{`[]`, 1, []time.Duration{}},
+		{`["0s"]`, 2, []time.Duration{0}},
+		{`["1s","1m"]`, 3, []time.Duration{time.Second, time.Minute}},
+		{`{"base":"0s","multiplier":2,"max_attempts":3}`, 3, []time.Duration{0, 0}},
+		{`{"base":"1s","multiplier":3,"max_delay":"5s","max_attempts":4}`, 4,
+			[]time.Duration{time.Second, 3 * time.Second, 5 * time.Second}},
+		{`{"base":"1s","multiplier":2,"max_attempts":1}`, 1, []time.Duration{}},
+	}
+	for _, c := range cases {
+		p, err := pipeline.ParseRetryPolicy(json.RawMessage(c.raw))
+		if err != nil {
+			t.Errorf("%s: %v", c.raw, err)
+			continue
+		}
+		if p.MaxAttempts() != c.attempts || !slices.Equal(append([]time.Duration{}, p.Delays...), c.delays) {
+			t.Errorf("%s: %d attempts %v, want %d %v", c.raw, p.MaxAttempts(), p.Delays,
+				c.attempts, c.delays)
+		}
+	}
+	for _, bad := range []string{`["soon"]`, `["-1s"]`, `{"base":"x"}`, `"5s"`} {
+		if _, err := pipeline.ParseRetryPolicy(json.RawMessage(bad)); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
+	}
+}
+
+// TestAttemptsRecordWhatHappened checks an attempt's record: a huge error
+// body is stored cut to the limit, and the retry is scheduled.
+func TestAttemptsRecordWhatHappened(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	huge := strings.Repeat("x", 10<<20)
+	b.recv.setStatus("/big", http.StatusServiceUnavailable)
+	b.recv.body = map[string]string{"/big": huge}
+	ep := b.endpoint("ep_big", "/big", []string{"*"}, db.Filters{})
+	b.start(pipeline.Config{})
+	b.publish([][]byte{[]byte(`{"id":"evt_big","type":"message.sent"}`)})
+
+	var d db.Delivery
+	eventually(t, 20*time.Second, "the first attempt to be recorded", func() bool {
+		ds, _ := b.store.ListDeliveries(b.ctx, db.DeliveryQuery{EndpointID: ep.ID, Limit: 1})
+		if len(ds) == 1 {
+			d = ds[0]
+		}
+		return d.AttemptCount == 1
+	})
+	attempts, err := b.store.ListAttempts(b.ctx, d.ID)
+	if err != nil || len(attempts) != 1 {
+		t.Fatalf("attempts = %v, %v", attempts, err)
+	}
+	a := attempts[0]
+	if a.Number != 1 || a.StatusCode != 503 || a.Error == "" || a.StartedAt.IsZero() {
+		t.Errorf("attempt = %+v", a)
+	}
+	if len(a.ResponseBody) != 16384 {
+		t.Errorf("stored response body is %d bytes, want the 16384 limit", len(a.ResponseBody))
+	}
+	if d.Status != db.StatusPending || d.NextAttemptAt == nil || d.LastStatusCode == nil ||
+		*d.LastStatusCode != 503 || d.LastError == "" || d.CompletedAt != nil {
+		t.Errorf("delivery = %+v", d)
+	}
+	if wait := time.Until(*d.NextAttemptAt); wait < 2*time.Second || wait > 7*time.Second {
+		t.Errorf("next attempt in %s, want about 5s", wait)
+	}
+}
