@@ -16,6 +16,8 @@ import (
 // benchEnv is the running processes of a bench.
 type benchEnv struct {
 	recvURL   string
+	slowURL   string // answers after 2s
+	failURL   string // answers 500
 	apiURLs   []string
 	secret    string
 	procs     []*exec.Cmd
@@ -38,22 +40,34 @@ func startProcesses(o options) (*benchEnv, error) {
 }
 
 func (e *benchEnv) startReceiver(o options) error {
-	cmd := exec.Command(filepath.Join(o.workDir, "bin", "receiver"),
-		"--addr", "127.0.0.1:0", "--secret", e.secret)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	var err error
+	if e.recvURL, err = e.receiver(o); err != nil {
 		return err
 	}
+	if e.slowURL, err = e.receiver(o, "--delay", "2s"); err != nil {
+		return err
+	}
+	e.failURL, err = e.receiver(o, "--status", "500")
+	return err
+}
+
+// receiver starts a receiver process and returns its URL.
+func (e *benchEnv) receiver(o options, args ...string) (string, error) {
+	args = append([]string{"--addr", "127.0.0.1:0", "--secret", e.secret}, args...)
+	cmd := exec.Command(filepath.Join(o.workDir, "bin", "receiver"), args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start receiver: %w", err)
+		return "", fmt.Errorf("start receiver: %w", err)
 	}
 	e.procs = append(e.procs, cmd)
 	line, err := waitLine(out, "listening on ")
 	if err != nil {
-		return fmt.Errorf("receiver: %w", err)
+		return "", fmt.Errorf("receiver: %w", err)
 	}
-	e.recvURL = strings.TrimPrefix(line, "listening on ")
-	return nil
+	return strings.TrimPrefix(line, "listening on "), nil
 }
 
 func (e *benchEnv) startConsumer(o options, i int) error {

@@ -86,8 +86,12 @@ func (e *benchEnv) waitDelivered(want int64, limit time.Duration) (time.Time, er
 }
 
 func (e *benchEnv) register(n int, types []string, path string) error {
+	return e.registerAt(e.recvURL, n, types, path)
+}
+
+func (e *benchEnv) registerAt(base string, n int, types []string, path string) error {
 	for i := range n {
-		body := map[string]any{"url": fmt.Sprintf("%s/%s%d", e.recvURL, path, i),
+		body := map[string]any{"url": fmt.Sprintf("%s/%s%d", base, path, i),
 			"event_types": types, "secret": e.secret}
 		if err := postJSON(e.apiURLs[0]+"/v1/endpoints", body, nil); err != nil {
 			return err
@@ -120,10 +124,13 @@ func runScenarios(e *benchEnv, o options) error {
 	if err := e.register(100, []string{"bench.fanout"}, "fan"); err != nil {
 		return err
 	}
+	if err := e.registerMixed(); err != nil {
+		return err
+	}
 
 	var results []result
 	for _, sc := range []func(*benchEnv, *publisher, options) (result, error){
-		throughput, fanout, steadyLatency,
+		throughput, fanout, steadyLatency, healthyOnly, mixed,
 	} {
 		r, err := sc(e, pub, o)
 		if err != nil {
@@ -262,6 +269,11 @@ func report(o options, results []result) {
 			float64(r.deliveries)/r.elapsed.Seconds(), r.p50, r.p99,
 			float64(r.cpu.Microseconds())/1000/float64(r.deliveries), r.maxRSS, r.dup, r.bad)
 	}
+	if len(results) >= 5 {
+		fmt.Printf("\nHealthy deliveries with a slow and a failing endpoint subscribed too: "+
+			"%.2f of their rate alone (deliveries/s %.0f vs %.0f)\n",
+			rate(results[4])/rate(results[3]), rate(results[4]), rate(results[3]))
+	}
 	fmt.Println("\nCPU per delivery by process (ms): consumer / nats-server / postgres")
 	for _, r := range results {
 		n := float64(r.deliveries)
@@ -274,3 +286,50 @@ func report(o options, results []result) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// registerMixed subscribes eight healthy endpoints to bench.healthy and
+// bench.mixed, and one slow (2s answers) and one failing (500) endpoint to
+// bench.mixed only.
+func (e *benchEnv) registerMixed() error {
+	if err := e.register(8, []string{"bench.healthy", "bench.mixed"}, "mix"); err != nil {
+		return err
+	}
+	if err := e.registerAt(e.slowURL, 1, []string{"bench.mixed"}, "slow"); err != nil {
+		return err
+	}
+	return e.registerAt(e.failURL, 1, []string{"bench.mixed"}, "fail")
+}
+
+func healthyOnly(e *benchEnv, pub *publisher, o options) (result, error) {
+	if err := postJSON(e.recvURL+"/reset", nil, nil); err != nil {
+		return result{}, err
+	}
+	n := o.events / 8
+	return measure(e, "8 healthy endpoints alone", int64(n*8), func() error {
+		return publishN(pub, "bench.healthy", n)
+	})
+}
+
+// mixed sends the same load as healthyOnly to the same eight endpoints,
+// while a slow and a failing endpoint subscribe to the same events; only
+// the healthy deliveries are waited for.
+func mixed(e *benchEnv, pub *publisher, o options) (result, error) {
+	if err := postJSON(e.recvURL+"/reset", nil, nil); err != nil {
+		return result{}, err
+	}
+	n := o.events / 8
+	return measure(e, "8 healthy + 1 slow + 1 failing", int64(n*8), func() error {
+		return publishN(pub, "bench.mixed", n)
+	})
+}
+
+func publishN(pub *publisher, typ string, n int) error {
+	for range n {
+		if err := pub.publish(typ); err != nil {
+			return err
+		}
+	}
+	return awaitPublished(pub)
+}
+
+func rate(r result) float64 { return float64(r.deliveries) / r.elapsed.Seconds() }
