@@ -35,7 +35,7 @@ var typeWeights = map[string]float64{
 	"channel.created": 0.1, "channel.verified": 0.1,
 	"sender_number.added": 0.1, "sender_number.verified": 0.1,
 	"system.quota_warning": 0.3, "system.quota_exceeded": 0.1, "system.provider_error": 0.6,
-	"system.maintenance": 0.05,
+	"system.maintenance":         0.05,
 	"analytics.anomaly_detected": 0.2, "analytics.threshold_exceeded": 0.2,
 }
 

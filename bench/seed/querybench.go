@@ -78,7 +78,7 @@ func queryBench(ctx context.Context, o options) error {
 				ms(times[len(times)-1]))
 			name = ""
 			if explainer != nil {
-				if err := explainer.print(ctx, store, p.q); err != nil {
+				if err := explainer.print(ctx, p.q); err != nil {
 					return fmt.Errorf("%s: %w", s.name, err)
 				}
 			}
@@ -202,8 +202,12 @@ type planPrinter struct {
 	pool  *pgxpool.Pool
 	store *db.Store
 	mu    sync.Mutex
-	sql   string
-	args  []any
+	sent  []sentQuery
+}
+
+type sentQuery struct {
+	sql  string
+	args []any
 }
 
 func newPlanPrinter(ctx context.Context, base *pgxpool.Pool) (*planPrinter, error) {
@@ -222,7 +226,7 @@ func (p *planPrinter) TraceQueryStart(ctx context.Context, _ *pgx.Conn,
 	d pgx.TraceQueryStartData) context.Context {
 	if !strings.HasPrefix(d.SQL, "EXPLAIN") {
 		p.mu.Lock()
-		p.sql, p.args = d.SQL, d.Args
+		p.sent = append(p.sent, sentQuery{d.SQL, d.Args})
 		p.mu.Unlock()
 	}
 	return ctx
@@ -230,23 +234,31 @@ func (p *planPrinter) TraceQueryStart(ctx context.Context, _ *pgx.Conn,
 
 func (p *planPrinter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-func (p *planPrinter) print(ctx context.Context, store *db.Store, q db.DeliveryQuery) error {
+// print explains each statement that ListDeliveries sends for q.
+func (p *planPrinter) print(ctx context.Context, q db.DeliveryQuery) error {
+	p.mu.Lock()
+	p.sent = nil
+	p.mu.Unlock()
 	if _, err := p.store.ListDeliveries(ctx, q); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	query, args := p.sql, p.args
+	sent := p.sent
 	p.mu.Unlock()
-	rows, err := p.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+query, args...)
-	if err != nil {
-		return err
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
-		fmt.Println("      | " + l)
+	for _, s := range sent {
+		rows, err := p.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+s.sql, s.args...)
+		if err != nil {
+			return err
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(s.sql, "-- name: "), " ")
+		fmt.Println("      | " + name)
+		for _, l := range lines {
+			fmt.Println("      |   " + l)
+		}
 	}
 	return nil
 }

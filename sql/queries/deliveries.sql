@@ -121,3 +121,93 @@ UPDATE deliveries
 SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()
 WHERE endpoint_id = @endpoint_id AND status = 'failed' AND created_at >= @since
 RETURNING id, attempt_count;
+
+-- name: DeliveryListWindowProbe :many
+-- A page of a list with a time window (since, until), looked for only among
+-- the next @probe_rows deliveries below the cursor that pass the other
+-- filters, read in id order: cheap where the window is dense below the
+-- cursor, as with a recent window or a later page. A full page is the exact
+-- answer; a shorter one proves nothing, and DeliveryListWindow answers.
+SELECT p.id, p.event_id, p.endpoint_id, p.event_type, p.status, p.attempt_count,
+       p.next_attempt_at, p.last_status_code, p.last_error, p.created_at, p.updated_at,
+       p.completed_at
+FROM (
+    SELECT * FROM deliveries
+    WHERE (sqlc.narg(endpoint_id)::text IS NULL OR endpoint_id = sqlc.narg(endpoint_id)::text)
+      AND (sqlc.narg(event_type)::text IS NULL OR event_type = sqlc.narg(event_type)::text)
+      AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
+      AND (sqlc.narg(before_id)::bigint IS NULL OR id < sqlc.narg(before_id)::bigint)
+    ORDER BY id DESC
+    LIMIT @probe_rows::int
+) p
+WHERE (sqlc.narg(since)::timestamptz IS NULL OR p.created_at >= sqlc.narg(since)::timestamptz)
+  AND (sqlc.narg(until)::timestamptz IS NULL OR p.created_at < sqlc.narg(until)::timestamptz)
+ORDER BY p.id DESC
+LIMIT @max_rows;
+
+-- name: DeliveryListWindow :many
+-- A page of a list with a time window, exactly, at a cost bounded by the
+-- rows of the window instead of the table: the lowest and highest id of the
+-- window's rows below the cursor come from deliveries_created alone (index
+-- only), then the page is read newest first within that id range. "id + 0"
+-- keeps the planner from finding min and max by walking the primary key,
+-- which passes every newer row first when the window is old.
+WITH bounds AS (
+    SELECT min(id + 0) AS lo, max(id + 0) AS hi
+    FROM deliveries
+    WHERE (sqlc.narg(since)::timestamptz IS NULL OR created_at >= sqlc.narg(since)::timestamptz)
+      AND (sqlc.narg(until)::timestamptz IS NULL OR created_at < sqlc.narg(until)::timestamptz)
+      AND (sqlc.narg(before_id)::bigint IS NULL OR id < sqlc.narg(before_id)::bigint)
+)
+SELECT d.* FROM deliveries d
+WHERE d.id >= (SELECT lo FROM bounds) AND d.id <= (SELECT hi FROM bounds)
+  AND (sqlc.narg(endpoint_id)::text IS NULL OR d.endpoint_id = sqlc.narg(endpoint_id)::text)
+  AND (sqlc.narg(event_type)::text IS NULL OR d.event_type = sqlc.narg(event_type)::text)
+  AND (sqlc.narg(status)::text IS NULL OR d.status = sqlc.narg(status)::text)
+  AND (sqlc.narg(since)::timestamptz IS NULL OR d.created_at >= sqlc.narg(since)::timestamptz)
+  AND (sqlc.narg(until)::timestamptz IS NULL OR d.created_at < sqlc.narg(until)::timestamptz)
+ORDER BY d.id DESC
+LIMIT @max_rows;
+
+-- name: DeliveryCountRetrying :one
+-- Pending deliveries that have made at least one attempt: retries waiting.
+SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempt_count > 0;
+
+-- name: RetentionNow :one
+-- The cutoff of a retention pass, on the database's clock (created_at and
+-- received_at are set by it).
+SELECT (now() - make_interval(secs => @age_secs::float8))::timestamptz AS cutoff;
+
+-- name: RetentionDeleteDeliveries :execrows
+-- Retention: up to @max_rows deliveries created before @cutoff, oldest
+-- first, found through deliveries_created; their attempts go with them
+-- (ON DELETE CASCADE, through the attempts' primary key).
+DELETE FROM deliveries
+WHERE id IN (
+    SELECT old.id FROM deliveries old
+    WHERE old.created_at < @cutoff
+    ORDER BY old.created_at
+    LIMIT @max_rows
+);
+
+-- name: RetentionDeleteEvents :execrows
+-- Retention: up to @max_rows events received before @cutoff that have no
+-- delivery left (also those that never had one), oldest first.
+DELETE FROM events
+WHERE id IN (
+    SELECT e.id FROM events e
+    WHERE e.received_at < @cutoff
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+    ORDER BY e.received_at
+    LIMIT @max_rows
+);
+
+-- name: RetentionDeleteRejected :execrows
+-- Retention: up to @max_rows rejected messages received before @cutoff.
+DELETE FROM rejected_messages
+WHERE id IN (
+    SELECT old.id FROM rejected_messages old
+    WHERE old.received_at < @cutoff
+    ORDER BY old.received_at
+    LIMIT @max_rows
+);

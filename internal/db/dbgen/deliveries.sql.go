@@ -11,6 +11,18 @@ import (
 	"time"
 )
 
+const deliveryCountRetrying = `-- name: DeliveryCountRetrying :one
+SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempt_count > 0
+`
+
+// Pending deliveries that have made at least one attempt: retries waiting.
+func (q *Queries) DeliveryCountRetrying(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, deliveryCountRetrying)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const deliveryGet = `-- name: DeliveryGet :one
 SELECT id, event_id, endpoint_id, event_type, status, attempt_count, next_attempt_at, last_status_code, last_error, created_at, updated_at, completed_at FROM deliveries WHERE id = $1
 `
@@ -159,6 +171,159 @@ func (q *Queries) DeliveryListForAttempt(ctx context.Context, db DBTX, ids []int
 			&i.Active,
 			&i.RetryPolicy,
 			&i.TimeoutMs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const deliveryListWindow = `-- name: DeliveryListWindow :many
+WITH bounds AS (
+    SELECT min(id + 0) AS lo, max(id + 0) AS hi
+    FROM deliveries
+    WHERE ($4::timestamptz IS NULL OR created_at >= $4::timestamptz)
+      AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
+      AND ($7::bigint IS NULL OR id < $7::bigint)
+)
+SELECT d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.attempt_count, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at, d.completed_at FROM deliveries d
+WHERE d.id >= (SELECT lo FROM bounds) AND d.id <= (SELECT hi FROM bounds)
+  AND ($1::text IS NULL OR d.endpoint_id = $1::text)
+  AND ($2::text IS NULL OR d.event_type = $2::text)
+  AND ($3::text IS NULL OR d.status = $3::text)
+  AND ($4::timestamptz IS NULL OR d.created_at >= $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR d.created_at < $5::timestamptz)
+ORDER BY d.id DESC
+LIMIT $6
+`
+
+type DeliveryListWindowParams struct {
+	EndpointID *string
+	EventType  *string
+	Status     *string
+	Since      *time.Time
+	Until      *time.Time
+	MaxRows    int32
+	BeforeID   *int64
+}
+
+// A page of a list with a time window, exactly, at a cost bounded by the
+// rows of the window instead of the table: the lowest and highest id of the
+// window's rows below the cursor come from deliveries_created alone (index
+// only), then the page is read newest first within that id range. "id + 0"
+// keeps the planner from finding min and max by walking the primary key,
+// which passes every newer row first when the window is old.
+func (q *Queries) DeliveryListWindow(ctx context.Context, db DBTX, arg DeliveryListWindowParams) ([]Delivery, error) {
+	rows, err := db.Query(ctx, deliveryListWindow,
+		arg.EndpointID,
+		arg.EventType,
+		arg.Status,
+		arg.Since,
+		arg.Until,
+		arg.MaxRows,
+		arg.BeforeID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Delivery
+	for rows.Next() {
+		var i Delivery
+		if err := rows.Scan(
+			&i.ID,
+			&i.EventID,
+			&i.EndpointID,
+			&i.EventType,
+			&i.Status,
+			&i.AttemptCount,
+			&i.NextAttemptAt,
+			&i.LastStatusCode,
+			&i.LastError,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.CompletedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const deliveryListWindowProbe = `-- name: DeliveryListWindowProbe :many
+SELECT p.id, p.event_id, p.endpoint_id, p.event_type, p.status, p.attempt_count,
+       p.next_attempt_at, p.last_status_code, p.last_error, p.created_at, p.updated_at,
+       p.completed_at
+FROM (
+    SELECT id, event_id, endpoint_id, event_type, status, attempt_count, next_attempt_at, last_status_code, last_error, created_at, updated_at, completed_at FROM deliveries
+    WHERE ($1::text IS NULL OR endpoint_id = $1::text)
+      AND ($2::text IS NULL OR event_type = $2::text)
+      AND ($3::text IS NULL OR status = $3::text)
+      AND ($4::bigint IS NULL OR id < $4::bigint)
+    ORDER BY id DESC
+    LIMIT $5::int
+) p
+WHERE ($6::timestamptz IS NULL OR p.created_at >= $6::timestamptz)
+  AND ($7::timestamptz IS NULL OR p.created_at < $7::timestamptz)
+ORDER BY p.id DESC
+LIMIT $8
+`
+
+type DeliveryListWindowProbeParams struct {
+	EndpointID *string
+	EventType  *string
+	Status     *string
+	BeforeID   *int64
+	ProbeRows  int32
+	Since      *time.Time
+	Until      *time.Time
+	MaxRows    int32
+}
+
+// A page of a list with a time window (since, until), looked for only among
+// the next @probe_rows deliveries below the cursor that pass the other
+// filters, read in id order: cheap where the window is dense below the
+// cursor, as with a recent window or a later page. A full page is the exact
+// answer; a shorter one proves nothing, and DeliveryListWindow answers.
+func (q *Queries) DeliveryListWindowProbe(ctx context.Context, db DBTX, arg DeliveryListWindowProbeParams) ([]Delivery, error) {
+	rows, err := db.Query(ctx, deliveryListWindowProbe,
+		arg.EndpointID,
+		arg.EventType,
+		arg.Status,
+		arg.BeforeID,
+		arg.ProbeRows,
+		arg.Since,
+		arg.Until,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Delivery
+	for rows.Next() {
+		var i Delivery
+		if err := rows.Scan(
+			&i.ID,
+			&i.EventID,
+			&i.EndpointID,
+			&i.EventType,
+			&i.Status,
+			&i.AttemptCount,
+			&i.NextAttemptAt,
+			&i.LastStatusCode,
+			&i.LastError,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.CompletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -381,4 +546,93 @@ func (q *Queries) DeliverySkipPendingByEndpoint(ctx context.Context, db DBTX, ar
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :execrows
+DELETE FROM deliveries
+WHERE id IN (
+    SELECT old.id FROM deliveries old
+    WHERE old.created_at < $1
+    ORDER BY old.created_at
+    LIMIT $2
+)
+`
+
+type RetentionDeleteDeliveriesParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// Retention: up to @max_rows deliveries created before @cutoff, oldest
+// first, found through deliveries_created; their attempts go with them
+// (ON DELETE CASCADE, through the attempts' primary key).
+func (q *Queries) RetentionDeleteDeliveries(ctx context.Context, db DBTX, arg RetentionDeleteDeliveriesParams) (int64, error) {
+	result, err := db.Exec(ctx, retentionDeleteDeliveries, arg.Cutoff, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const retentionDeleteEvents = `-- name: RetentionDeleteEvents :execrows
+DELETE FROM events
+WHERE id IN (
+    SELECT e.id FROM events e
+    WHERE e.received_at < $1
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+    ORDER BY e.received_at
+    LIMIT $2
+)
+`
+
+type RetentionDeleteEventsParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// Retention: up to @max_rows events received before @cutoff that have no
+// delivery left (also those that never had one), oldest first.
+func (q *Queries) RetentionDeleteEvents(ctx context.Context, db DBTX, arg RetentionDeleteEventsParams) (int64, error) {
+	result, err := db.Exec(ctx, retentionDeleteEvents, arg.Cutoff, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const retentionDeleteRejected = `-- name: RetentionDeleteRejected :execrows
+DELETE FROM rejected_messages
+WHERE id IN (
+    SELECT old.id FROM rejected_messages old
+    WHERE old.received_at < $1
+    ORDER BY old.received_at
+    LIMIT $2
+)
+`
+
+type RetentionDeleteRejectedParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// Retention: up to @max_rows rejected messages received before @cutoff.
+func (q *Queries) RetentionDeleteRejected(ctx context.Context, db DBTX, arg RetentionDeleteRejectedParams) (int64, error) {
+	result, err := db.Exec(ctx, retentionDeleteRejected, arg.Cutoff, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const retentionNow = `-- name: RetentionNow :one
+SELECT (now() - make_interval(secs => $1::float8))::timestamptz AS cutoff
+`
+
+// The cutoff of a retention pass, on the database's clock (created_at and
+// received_at are set by it).
+func (q *Queries) RetentionNow(ctx context.Context, db DBTX, ageSecs float64) (time.Time, error) {
+	row := db.QueryRow(ctx, retentionNow, ageSecs)
+	var cutoff time.Time
+	err := row.Scan(&cutoff)
+	return cutoff, err
 }
