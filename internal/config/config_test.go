@@ -37,6 +37,7 @@ var consumerEnv = map[string]string{
 	"disable-after":        "HOOKRELAY_DISABLE_AFTER",
 	"secret-grace":         "HOOKRELAY_SECRET_GRACE",
 	"shutdown-timeout":     "HOOKRELAY_SHUTDOWN_TIMEOUT",
+	"pprof-addr":           "HOOKRELAY_PPROF_ADDR",
 	"log-format":           "HOOKRELAY_LOG_FORMAT",
 	"log-level":            "HOOKRELAY_LOG_LEVEL",
 }

@@ -29,16 +29,25 @@ type Server struct {
 	storeDir string
 	embedded *server.Server
 	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the binary's process ends
 }
 
 // Start starts a server on a random loopback port with its store in a
 // temporary directory.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, port: freePort(t), storeDir: t.TempDir()}
-	s.URL = "nats://127.0.0.1:" + strconv.Itoa(s.port)
-	s.start()
+	s := &Server{t: t, storeDir: t.TempDir()}
 	t.Cleanup(s.Shutdown)
+	// Another process may take the free port before the server binds it;
+	// then the server exits at once and a new port is tried.
+	for try := 0; ; try++ {
+		s.port = freePort(t)
+		s.URL = "nats://127.0.0.1:" + strconv.Itoa(s.port)
+		if s.tryStart() || try == 4 {
+			break
+		}
+	}
+	s.waitReady()
 	return s
 }
 
@@ -46,7 +55,8 @@ func Start(t testing.TB) *Server {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Shutdown()
-	s.start()
+	s.tryStart()
+	s.waitReady()
 }
 
 // Shutdown stops the server; it is safe to call twice.
@@ -58,22 +68,21 @@ func (s *Server) Shutdown() {
 	}
 	if s.cmd != nil {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }
 
-func (s *Server) start() {
+// tryStart starts the server and reports false when it could not listen.
+func (s *Server) tryStart() bool {
 	s.t.Helper()
 	if bin := os.Getenv(BinaryEnv); bin != "" {
-		s.startBinary(bin)
-	} else {
-		s.startEmbedded()
+		return s.startBinary(bin)
 	}
-	s.waitReady()
+	return s.startEmbedded()
 }
 
-func (s *Server) startEmbedded() {
+func (s *Server) startEmbedded() bool {
 	opts := &server.Options{
 		Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.storeDir,
 		NoLog: true, NoSigs: true, ServerName: "natstest",
@@ -83,16 +92,36 @@ func (s *Server) startEmbedded() {
 		s.t.Fatalf("embedded nats server: %v", err)
 	}
 	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return false
+	}
 	s.embedded = srv
+	return true
 }
 
-func (s *Server) startBinary(bin string) {
+func (s *Server) startBinary(bin string) bool {
 	log := filepath.Join(s.storeDir, "nats-server.log")
 	s.cmd = exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js",
 		"-sd", s.storeDir, "-l", log, "-n", "natstest")
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", bin, err)
 	}
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.exited)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-s.exited:
+			s.cmd = nil
+			return false
+		default:
+		}
+		if s.probe() == nil {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond) // the poll interval of this helper
+	}
+	return true // waitReady reports a server that never answers
 }
 
 // waitReady polls until the server accepts a connection with JetStream on.

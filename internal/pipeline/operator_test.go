@@ -190,10 +190,10 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 		t.Errorf("attempts after 410 = %d, want 1", d.AttemptCount)
 	}
 
-	got, err := o.store.GetEndpoint(o.ctx, ep.ID)
-	if err != nil || got.Active || !strings.Contains(got.DisabledReason, "410") {
-		t.Fatalf("endpoint after 410 = active %v reason %q, %v", got.Active, got.DisabledReason, err)
-	}
+	eventually(t, 10*time.Second, "the endpoint to be disabled for its 410", func() bool {
+		got, err := o.store.GetEndpoint(o.ctx, ep.ID)
+		return err == nil && !got.Active && strings.Contains(got.DisabledReason, "410")
+	})
 	o.publish([][]byte{o.event("evt_g2", "message.sent")})
 	o.waitStatus("evt_g2", ep.ID, db.StatusSkipped)
 }
