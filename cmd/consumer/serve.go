@@ -35,6 +35,9 @@ type app struct {
 	store *db.Store
 	guard *dispatch.Guard
 	pprof *http.Server
+	// Background jobs on the store, started after the pipeline.
+	retention *db.Retention
+	monitor   *pipeline.Monitor
 }
 
 func serve(ctx context.Context, cfg config.Consumer, log *zap.Logger) error {
@@ -83,8 +86,15 @@ func start(ctx context.Context, cfg config.Consumer, log *zap.Logger) (*app, err
 		a.close()
 		return nil, err
 	}
+	if err := a.startJobs(sctx, cfg); err != nil {
+		a.pipe.Stop()
+		a.stopJobs()
+		a.close()
+		return nil, err
+	}
 	if err := a.listen(cfg); err != nil {
 		a.pipe.Stop()
+		a.stopJobs()
 		a.close()
 		return nil, err
 	}
@@ -197,7 +207,7 @@ func (a *app) ready(ctx context.Context) error {
 }
 
 // stop follows the shutdown order: stop pulling and settle in-flight work,
-// stop the API, then close the connections.
+// stop the API and the background jobs, then close the connections.
 func (a *app) stop() {
 	a.pipe.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -206,8 +216,41 @@ func (a *app) stop() {
 	if a.pprof != nil {
 		_ = a.pprof.Close()
 	}
+	a.stopJobs()
 	a.close()
 	a.log.Info("consumer stopped")
+}
+
+// startJobs starts the history retention and the metrics monitor (consumer
+// lag, pending retries, pool use).
+func (a *app) startJobs(ctx context.Context, cfg config.Consumer) error {
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	a.monitor = pipeline.NewMonitor(pipeline.MonitorConfig{
+		Names: stream.Names{Prefix: cfg.Prefix}, Log: a.log.Named("monitor"),
+	}, js, a.store)
+	if err := a.monitor.Start(ctx); err != nil {
+		return fmt.Errorf("metrics monitor: %w", err)
+	}
+	a.retention = db.NewRetention(a.store, db.RetentionConfig{
+		Age: cfg.Retention, Log: a.log.Named("retention"),
+	})
+	if err := a.retention.Start(ctx); err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	return nil
+}
+
+// stopJobs stops what startJobs started, waiting for each job.
+func (a *app) stopJobs() {
+	if a.retention != nil {
+		a.retention.Stop()
+	}
+	if a.monitor != nil {
+		a.monitor.Stop()
+	}
 }
 
 func (a *app) close() {

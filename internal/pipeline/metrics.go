@@ -36,4 +36,26 @@ var (
 		Help:    "Attempt records written per round trip.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 	})
+
+	// Polled by Monitor (metrics_lag.go).
+	metricConsumerPending = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookrelay_consumer_num_pending",
+		Help: "Messages of the stream not yet delivered to the durable consumer (JetStream num_pending).",
+	}, []string{"consumer"})
+	metricConsumerAckPending = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookrelay_consumer_num_ack_pending",
+		Help: "Messages delivered to the durable consumer and not yet acknowledged, " +
+			"retries held with a delay included (JetStream num_ack_pending).",
+	}, []string{"consumer"})
+	metricConsumerRedelivered = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookrelay_consumer_num_redelivered",
+		Help: "Unacknowledged messages delivered more than once (JetStream num_redelivered).",
+	}, []string{"consumer"})
+	metricPendingRetries = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrelay_pending_retries",
+		Help: "Pending deliveries that have made at least one attempt: retries waiting.",
+	})
+	metricPool = newPoolCollector()
 )
+
+func init() { prometheus.MustRegister(metricPool) }
