@@ -170,6 +170,12 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 	resp, sendErr := p.send(j, started)
 	<-p.slots
 	tk.done(time.Since(started))
+	if p.attemptCtx.Err() != nil {
+		// Cancelled at the shutdown deadline: not the endpoint's failure.
+		j.log.Info("attempt cancelled by shutdown; returning task")
+		_ = j.msg.Nak()
+		return
+	}
 
 	d := dispatch.Decide(j.task.Attempt, resp, sendErr, policy, rand.Float64)
 	res := result(j, started, resp, d)
