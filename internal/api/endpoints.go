@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/event"
 )
 
 // endpointRequest is the body of POST /v1/endpoints. Pointers tell an
@@ -106,6 +107,9 @@ func endpointQuery(v url.Values) (db.EndpointQuery, int, error) {
 	}
 	if q.Active, err = parseBool(v, "active"); err != nil {
 		return q, 0, err
+	}
+	if q.EventType = v.Get("event_type"); q.EventType != "" && event.ValidateType(q.EventType) != nil {
+		return q, 0, badRequest("event_type", "must be an event type such as message.sent")
 	}
 	if q.After, err = parseEndpointCursor(v.Get("cursor")); err != nil {
 		return q, 0, err

@@ -302,8 +302,20 @@ func TestEndpointListFilters(t *testing.T) {
 	if !reflect.DeepEqual(ids, []string{off}) {
 		t.Errorf("active=false: %v", ids)
 	}
+	tpl := str(e.createEndpoint(endpointWith("event_types", `["template.approved"]`))["id"])
+	all := str(e.createEndpoint(endpointWith("event_types", `["*"]`))["id"])
+	for typ, want := range map[string][]string{
+		"message.sent":               {all, off, on},
+		"template.approved":          {all, tpl},
+		"analytics.anomaly_detected": {all},
+	} {
+		ids, _ = e.do(http.MethodGet, "/v1/endpoints?event_type="+typ, "").list(t)
+		if !reflect.DeepEqual(ids, want) {
+			t.Errorf("event_type=%s: %v, want %v", typ, ids, want)
+		}
+	}
 	bad := map[string]string{
-		"active=yes": "active", "limit=0": "limit", "limit=501": "limit", "limit=x": "limit",
+		"event_type=Message": "event_type", "active=yes": "active", "limit=0": "limit", "limit=501": "limit", "limit=x": "limit",
 		"cursor=!!!": "cursor", "cursor=" + b64(`{"t":"x"}`): "cursor",
 		"cursor=" + b64("dlv:5"): "cursor",
 	}

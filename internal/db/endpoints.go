@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/db/dbgen"
+	"github.com/hookrelay/hookrelay/internal/event"
 )
 
 // Filters limit an endpoint to events whose metadata has a listed value. An
@@ -80,6 +81,8 @@ type EndpointCursor struct {
 // EndpointQuery selects a page of endpoints.
 type EndpointQuery struct {
 	Active *bool
+	// EventType keeps the endpoints that receive events of this type.
+	EventType string
 	After  *EndpointCursor
 	Limit  int
 }
@@ -87,6 +90,9 @@ type EndpointQuery struct {
 // ListEndpoints returns a page of endpoints, newest first.
 func (s *Store) ListEndpoints(ctx context.Context, q EndpointQuery) ([]Endpoint, error) {
 	p := dbgen.EndpointListParams{Active: q.Active, MaxRows: int32(q.Limit)}
+	if q.EventType != "" {
+		p.Patterns = event.Patterns(q.EventType)
+	}
 	if q.After != nil {
 		p.CursorCreatedAt, p.CursorID = &q.After.CreatedAt, q.After.ID
 	}

@@ -19,6 +19,8 @@ SELECT * FROM endpoints
 WHERE (sqlc.narg(cursor_created_at)::timestamptz IS NULL
        OR (created_at, id) < (sqlc.narg(cursor_created_at)::timestamptz, @cursor_id::text))
   AND (sqlc.narg(active)::boolean IS NULL OR active = sqlc.narg(active)::boolean)
+  -- endpoints subscribed to an event type: any of the type's patterns
+  AND (sqlc.narg(patterns)::text[] IS NULL OR event_types && sqlc.narg(patterns)::text[])
 ORDER BY created_at DESC, id DESC
 LIMIT @max_rows;
 

@@ -146,14 +146,17 @@ SELECT id, url, description, event_types, filter_provider_ids, filter_channel_id
 WHERE ($1::timestamptz IS NULL
        OR (created_at, id) < ($1::timestamptz, $2::text))
   AND ($3::boolean IS NULL OR active = $3::boolean)
+  -- endpoints subscribed to an event type: any of the type's patterns
+  AND ($4::text[] IS NULL OR event_types && $4::text[])
 ORDER BY created_at DESC, id DESC
-LIMIT $4
+LIMIT $5
 `
 
 type EndpointListParams struct {
 	CursorCreatedAt *time.Time
 	CursorID        string
 	Active          *bool
+	Patterns        []string
 	MaxRows         int32
 }
 
@@ -163,6 +166,7 @@ func (q *Queries) EndpointList(ctx context.Context, db DBTX, arg EndpointListPar
 		arg.CursorCreatedAt,
 		arg.CursorID,
 		arg.Active,
+		arg.Patterns,
 		arg.MaxRows,
 	)
 	if err != nil {
