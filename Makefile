@@ -7,7 +7,7 @@ SHELL := bash
 NATS_SERVER_BINARY ?= /usr/sbin/nats-server
 INTEGRATION_PKGS := ./internal/pipeline/ ./e2e/
 
-.PHONY: help build run test generate check-generated lint demo clean
+.PHONY: help build run test generate check-generated lint demo bench clean
 
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -46,5 +46,9 @@ lint: ## gofmt -l must list nothing; go vet
 demo: ## run the service end to end on testdata/message-events.ndjson and print a summary
 	scripts/demo.sh
 
+bench: ## end-to-end figures on the local NATS and PostgreSQL: one consumer process, then two
+	go run ./bench
+	go run ./bench -consumers 2 -rate-for 5s
+
 clean: ## remove bin/ and the demo's logs (.demo/)
-	rm -rf bin .demo
+	rm -rf bin .demo .bench
