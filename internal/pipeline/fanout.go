@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,8 +85,8 @@ func (p *Pipeline) screen(ctx context.Context, batch []jetstream.Msg) ([]*event.
 // it is never redelivered. When it cannot be recorded it comes back later.
 func (p *Pipeline) reject(ctx context.Context, m jetstream.Msg, reason error) {
 	r := db.Rejected{
-		Subject: m.Subject(), MsgID: m.Headers().Get(nats.MsgIdHdr),
-		Reason: reason.Error(), Head: head(m.Data()), Size: len(m.Data()),
+		Subject: storable(m.Subject()), MsgID: storable(m.Headers().Get(nats.MsgIdHdr)),
+		Reason: storable(reason.Error()), Head: head(m.Data()), Size: len(m.Data()),
 	}
 	if md, err := m.Metadata(); err == nil {
 		r.StreamSeq = md.Sequence.Stream
@@ -102,19 +103,19 @@ func (p *Pipeline) reject(ctx context.Context, m jetstream.Msg, reason error) {
 	_ = m.Term()
 }
 
-// head keeps the first bytes of a message as valid UTF-8 text without NULs.
+// head keeps the first bytes of a message as text PostgreSQL can store.
 func head(b []byte) string {
 	if len(b) > rejectHeadBytes {
 		b = b[:rejectHeadBytes]
 	}
-	out := make([]rune, 0, len(b))
-	for _, r := range string(b) {
-		if r == 0 {
-			r = '\uFFFD'
-		}
-		out = append(out, r)
-	}
-	return string(out)
+	return storable(string(b))
+}
+
+// storable makes s valid UTF-8 without NULs, which PostgreSQL text refuses:
+// a refused message's subject and headers are as untrusted as its body.
+func storable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 func (p *Pipeline) fanOutValid(ctx context.Context, valid []*event.Event) error {
