@@ -7,7 +7,7 @@ SHELL := bash
 NATS_SERVER_BINARY ?= /usr/sbin/nats-server
 INTEGRATION_PKGS := ./internal/pipeline/ ./e2e/
 
-.PHONY: help build run test generate check-generated lint demo bench clean
+.PHONY: help build run test generate check-generated lint demo bench seed bench-history clean
 
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -49,6 +49,12 @@ demo: ## run the service end to end on testdata/message-events.ndjson and print 
 bench: ## end-to-end figures on the local NATS and PostgreSQL: one consumer process, then two
 	go run ./bench
 	go run ./bench -consumers 2 -rate-for 5s
+
+seed: ## fill the hookrelay_seed database: 1M deliveries over 30 days, 2M attempts (drops it first)
+	go run ./bench/seed -reset
+
+bench-history: ## p50/p99 of each GET /v1/deliveries query, first and later page, on the seeded database (make seed first)
+	go run ./bench/seed -query-bench
 
 clean: ## remove bin/ and the demo's logs (.demo/)
 	rm -rf bin .demo .bench
