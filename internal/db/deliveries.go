@@ -88,6 +88,7 @@ func targetFromRow(r dbgen.DeliveryListForAttemptRow) *Target {
 		SignatureScheme: deref(r.SignatureScheme), Secrets: r.Secrets,
 		SecretsExpireAt: r.SecretsExpireAt, Active: deref(r.Active),
 		RetryPolicy: r.RetryPolicy, Timeout: msDuration(r.TimeoutMs),
+		RateLimit: intPtr(r.RateLimit),
 	}
 	return t
 }

@@ -140,6 +140,11 @@ func (p *Pipeline) skip(j *job, reason string) {
 // uncharged, so a hanging endpoint cannot hold every worker.
 func (p *Pipeline) start(j *job) {
 	ep := j.target.Endpoint.ID
+	if wait := p.limiter.overRate(ep, j.task.DeliveryID, j.target.Endpoint.RateLimit); wait > 0 {
+		metricEndpointThrottled.Inc()
+		_ = j.msg.NakWithDelay(wait)
+		return
+	}
 	p.held <- struct{}{}
 	tk, ok := p.limiter.enter(ep)
 	if !ok {

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // limiter caps the attempts in flight to each endpoint in this process, and
@@ -16,6 +18,8 @@ type limiter struct {
 	mu       sync.Mutex
 	eps      map[string]*endpointSlots
 	latency  map[string]time.Duration // moving average of attempt durations
+	rates    map[string]*rate.Limiter // endpoints with a rate_limit
+	booked   map[int64]time.Time      // deliveries sent away until their slot
 }
 
 type endpointSlots struct {
@@ -32,7 +36,8 @@ type ticket struct {
 
 func newLimiter(inFlight, waiting int) *limiter {
 	return &limiter{inFlight: inFlight, waiting: waiting,
-		eps: map[string]*endpointSlots{}, latency: map[string]time.Duration{}}
+		eps: map[string]*endpointSlots{}, latency: map[string]time.Duration{},
+		rates: map[string]*rate.Limiter{}, booked: map[int64]time.Time{}}
 }
 
 // enter admits a task of endpoint id, or reports false when its endpoint has
@@ -64,6 +69,52 @@ func (t *ticket) done(took time.Duration) {
 	l.latency[t.id] = (l.latency[t.id]*7 + took) / 8
 	if t.slots.users--; t.slots.users == 0 {
 		delete(l.eps, t.id)
+	}
+}
+
+// overRate reports how long a task (delivery id) of endpoint ep must wait to
+// keep the endpoint under perSecond attempts a second in this process; zero
+// when it may go now. A task sent away keeps the slot it was given, so a
+// backlog drains at the rate instead of contending again on each return.
+// perSecond nil or below 1 is no limit.
+func (l *limiter) overRate(ep string, id int64, perSecond *int) time.Duration {
+	if perSecond == nil || *perSecond < 1 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prune()
+	if at, ok := l.booked[id]; ok {
+		delete(l.booked, id)
+		if wait := time.Until(at); wait > 50*time.Millisecond {
+			l.booked[id] = at
+			return wait
+		}
+		return 0
+	}
+	lim := l.rates[ep]
+	if lim == nil || lim.Limit() != rate.Limit(*perSecond) {
+		lim = rate.NewLimiter(rate.Limit(*perSecond), *perSecond)
+		l.rates[ep] = lim
+	}
+	wait := lim.Reserve().Delay()
+	if wait > 0 {
+		l.booked[id] = time.Now().Add(wait)
+	}
+	return wait
+}
+
+// prune forgets slots booked for tasks that never came back (their delivery
+// ended elsewhere), once there are many. The caller holds mu.
+func (l *limiter) prune() {
+	if len(l.booked) < 10000 {
+		return
+	}
+	stale := time.Now().Add(-time.Minute)
+	for id, at := range l.booked {
+		if at.Before(stale) {
+			delete(l.booked, id)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -82,5 +83,40 @@ func TestAttemptsRecordWhatHappened(t *testing.T) {
 	}
 	if wait := time.Until(*d.NextAttemptAt); wait < 2*time.Second || wait > 7*time.Second {
 		t.Errorf("next attempt in %s, want about 5s", wait)
+	}
+}
+
+// TestRateLimitSpreadsAttempts gives an endpoint a rate limit of 5 a second:
+// its 20 deliveries all succeed on their first attempt, spread over the
+// seconds the limit needs rather than sent at once.
+func TestRateLimitSpreadsAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ep := b.endpoint("ep_rate", "/rate", []string{"*"}, db.Filters{})
+	five := 5
+	ep.RateLimit = &five
+	if _, err := b.store.UpdateEndpoint(b.ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	b.start(pipeline.Config{})
+	var lines [][]byte
+	for i := range 20 {
+		lines = append(lines, fmt.Appendf(nil, `{"id":"evt_rate_%d","type":"message.sent"}`, i))
+	}
+	start := time.Now()
+	b.publish(lines)
+
+	eventually(t, 30*time.Second, "all 20 delivered", func() bool {
+		return b.count(ep.ID, db.StatusSucceeded) == 20
+	})
+	// A burst of 5, then 15 more at 5 a second: at least 3 seconds.
+	if took := time.Since(start); took < 2500*time.Millisecond {
+		t.Errorf("20 deliveries at 5/s took %s, want at least 3s", took)
+	}
+	var retried int
+	_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM deliveries WHERE attempt_count <> 1`).
+		Scan(&retried)
+	if retried != 0 {
+		t.Errorf("%d deliveries were charged more than one attempt", retried)
 	}
 }

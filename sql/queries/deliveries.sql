@@ -3,7 +3,7 @@
 SELECT d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.attempt_count,
        d.next_attempt_at, ev.body,
        ep.url, ep.headers, ep.signature_scheme, ep.secrets, ep.secrets_expire_at,
-       ep.active, ep.retry_policy, ep.timeout_ms
+       ep.active, ep.retry_policy, ep.timeout_ms, ep.rate_limit
 FROM deliveries d
 JOIN events ev ON ev.id = d.event_id
 LEFT JOIN endpoints ep ON ep.id = d.endpoint_id

@@ -118,7 +118,7 @@ const deliveryListForAttempt = `-- name: DeliveryListForAttempt :many
 SELECT d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.attempt_count,
        d.next_attempt_at, ev.body,
        ep.url, ep.headers, ep.signature_scheme, ep.secrets, ep.secrets_expire_at,
-       ep.active, ep.retry_policy, ep.timeout_ms
+       ep.active, ep.retry_policy, ep.timeout_ms, ep.rate_limit
 FROM deliveries d
 JOIN events ev ON ev.id = d.event_id
 LEFT JOIN endpoints ep ON ep.id = d.endpoint_id
@@ -142,6 +142,7 @@ type DeliveryListForAttemptRow struct {
 	Active          *bool
 	RetryPolicy     json.RawMessage
 	TimeoutMs       *int32
+	RateLimit       *int32
 }
 
 // What the delivery stage needs to make an attempt for each task of a batch.
@@ -171,6 +172,7 @@ func (q *Queries) DeliveryListForAttempt(ctx context.Context, db DBTX, ids []int
 			&i.Active,
 			&i.RetryPolicy,
 			&i.TimeoutMs,
+			&i.RateLimit,
 		); err != nil {
 			return nil, err
 		}
