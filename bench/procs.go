@@ -133,19 +133,36 @@ type cpuTicks map[int]time.Duration
 // clockTick is the kernel's USER_HZ, 100 on Linux.
 const clockTick = 10 * time.Millisecond
 
+// cpuSample is the CPU time used so far by each process of a kind.
+type cpuSample map[int]time.Duration
+
 // sampleCPU reads the CPU time used so far by the consumers, nats-server
 // and every postgres process.
-func (e *benchEnv) sampleCPU() (consumer, nats, postgres time.Duration) {
-	for _, pid := range e.consumers {
-		consumer += procCPU(pid)
+func (e *benchEnv) sampleCPU() [3]cpuSample {
+	return [3]cpuSample{
+		sampleOf(e.consumers), sampleOf(pidsNamed("nats-server")),
+		sampleOf(pidsNamed("postgres")),
 	}
-	for _, pid := range pidsNamed("nats-server") {
-		nats += procCPU(pid)
+}
+
+func sampleOf(pids []int) cpuSample {
+	out := cpuSample{}
+	for _, pid := range pids {
+		out[pid] = procCPU(pid)
 	}
-	for _, pid := range pidsNamed("postgres") {
-		postgres += procCPU(pid)
+	return out
+}
+
+// since is the CPU used between two samples by the processes present in
+// both: a process that ended meanwhile cannot be accounted.
+func (s cpuSample) since(before cpuSample) time.Duration {
+	var d time.Duration
+	for pid, t := range s {
+		if t0, ok := before[pid]; ok {
+			d += t - t0
+		}
 	}
-	return consumer, nats, postgres
+	return d
 }
 
 func procCPU(pid int) time.Duration {

@@ -149,7 +149,7 @@ func measure(e *benchEnv, name string, want int64, publish func() error) (result
 	if err != nil {
 		return result{}, err
 	}
-	c0, n0, p0 := e.sampleCPU()
+	cpu0 := e.sampleCPU()
 	stopMem, maxRSS := e.watchMemory()
 	start := time.Now()
 	if err := publish(); err != nil {
@@ -160,10 +160,12 @@ func measure(e *benchEnv, name string, want int64, publish func() error) (result
 	if err != nil {
 		return result{}, err
 	}
-	c1, n1, p1 := e.sampleCPU()
+	cpu1 := e.sampleCPU()
+	parts := [3]time.Duration{cpu1[0].since(cpu0[0]), cpu1[1].since(cpu0[1]),
+		cpu1[2].since(cpu0[2])}
 	after, err := e.stats()
 	return result{name: name, deliveries: want, elapsed: end.Sub(start),
-		cpu: (c1 - c0) + (n1 - n0) + (p1 - p0), cpuParts: [3]time.Duration{c1 - c0, n1 - n0, p1 - p0},
+		cpu: parts[0] + parts[1] + parts[2], cpuParts: parts,
 		p50: after.Total.Latency.P50,
 		p99: after.Total.Latency.P99, maxRSS: *maxRSS,
 		dup: after.Total.Duplicates - before.Total.Duplicates,
