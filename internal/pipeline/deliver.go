@@ -26,20 +26,6 @@ type job struct {
 	log    *zap.Logger
 }
 
-func (p *Pipeline) deliverLoop(it jetstream.MessagesContext) error {
-	for {
-		batch, err := nextBatch(it, p.cfg.BatchSize, p.cfg.BatchTimeout)
-		if err != nil {
-			return err
-		}
-		if p.stopped() {
-			nakAll(batch, 0)
-			continue
-		}
-		p.deliverBatch(batch)
-	}
-}
-
 // deliverBatch loads the deliveries of a batch of tasks in one query and
 // starts an attempt for each task that is due. Each message is settled on
 // its own outcome, not held back for the rest of its batch.

@@ -26,20 +26,6 @@ const rejectHeadBytes = 512
 // opTimeout bounds each database and broker operation of a batch.
 const opTimeout = 10 * time.Second
 
-func (p *Pipeline) fanOutLoop(it jetstream.MessagesContext) error {
-	for {
-		batch, err := nextBatch(it, p.cfg.BatchSize, p.cfg.BatchTimeout)
-		if err != nil {
-			return err
-		}
-		if p.stopped() {
-			nakAll(batch, 0)
-			continue
-		}
-		p.fanOut(batch)
-	}
-}
-
 // fanOut handles one batch of events: refused messages are recorded and
 // terminated, valid ones recorded with their deliveries, and every message
 // is acked only once its deliveries are committed and their tasks stored.

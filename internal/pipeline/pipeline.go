@@ -137,46 +137,32 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}
 
 	fan := p.newStage("fanout", events, stream.FanoutConsumer, n.EventsWildcard(),
-		p.cfg.BatchSize*2, p.fanOutLoop)
+		p.cfg.FanoutWorkers, p.fanOut)
 	del := p.newStage("deliver", tasks, stream.DeliverConsumer, n.DeliverySubject(),
-		p.cfg.Concurrency, p.deliverLoop)
+		1, p.deliverBatch)
 	for _, s := range []*stage{fan, del} {
-		s.mu.Lock()
-		err := s.open(ctx)
-		s.mu.Unlock()
-		if err != nil {
+		if err := s.open(ctx); err != nil {
 			return err
 		}
 	}
 	p.writer.start()
 	p.stages = []*stage{fan, del}
-	p.startLoops(fan, p.cfg.FanoutWorkers)
-	p.startLoops(del, 1)
+	for _, s := range p.stages {
+		s.start(&p.loops)
+	}
 	return nil
 }
 
-func (p *Pipeline) startLoops(s *stage, n int) {
-	for range n {
-		p.loops.Add(1)
-		go func() {
-			defer p.loops.Done()
-			s.run()
-		}()
-	}
-}
-
-// Stop stops pulling, returns the messages already pulled, lets in-flight
-// attempts finish for up to ShutdownTimeout and then cancels them, and
-// flushes the history writer. It is safe to call more than once.
+// Stop stops pulling (the open pull request ends within a second), returns
+// the messages already pulled, lets in-flight attempts finish for up to
+// ShutdownTimeout and then cancels them, and flushes the history writer. It
+// is safe to call more than once.
 func (p *Pipeline) Stop() {
 	p.stopOnce.Do(p.stop)
 }
 
 func (p *Pipeline) stop() {
 	close(p.stopping)
-	for _, s := range p.stages {
-		s.drain()
-	}
 	p.loops.Wait()
 
 	done := make(chan struct{})

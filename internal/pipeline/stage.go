@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,100 +13,162 @@ import (
 	"github.com/hookrelay/hookrelay/internal/stream"
 )
 
-// stage is one durable consumer and the iterator pulling from it. When the
-// iterator ends without Stop having been called (consumer deleted, connection
-// closed), the stage opens a new one.
+// pullWait is how long one pull request stays open. Pull requests are
+// single fetches, never a standing subscription: when the pipeline stops it
+// lets the open fetch end and hands back what it brings, so no message is
+// left delivered to a process that no longer reads (NATS 2.9 keeps serving
+// a standing pull subscription's requests after the client stopped
+// reading, and those messages sit unacknowledged until AckWait).
+const pullWait = time.Second
+
+// stage is one durable consumer: one goroutine pulls batches (up to
+// BatchSize messages, or what arrived within BatchTimeout of the first) and
+// workers handle them.
 type stage struct {
 	p       *Pipeline
 	name    string
 	stream  jetstream.Stream
 	durable string
 	filter  string
-	buffer  int
-	handle  func(jetstream.MessagesContext) error
+	workers int
+	handle  func([]jetstream.Msg)
+	log     *zap.Logger
 
-	mu     sync.Mutex
-	it     jetstream.MessagesContext
-	isLive atomic.Bool
+	mu      sync.Mutex
+	cons    jetstream.Consumer
+	isLive  atomic.Bool
+	batches chan []jetstream.Msg
 }
 
 func (p *Pipeline) newStage(name string, s jetstream.Stream, durable, filter string,
-	buffer int, handle func(jetstream.MessagesContext) error) *stage {
+	workers int, handle func([]jetstream.Msg)) *stage {
 	return &stage{p: p, name: name, stream: s, durable: durable, filter: filter,
-		buffer: buffer, handle: handle}
+		workers: workers, handle: handle, log: p.log.With(zap.String("stage", name)),
+		batches: make(chan []jetstream.Msg)}
 }
 
-// open creates or checks the durable consumer and starts pulling from it.
-// Pulls are bounded to buffer messages, so that messages do not age in the
-// client's buffer beyond what the workers can start. The caller holds mu.
+// open creates or checks the durable consumer.
 func (s *stage) open(ctx context.Context) error {
 	cfg := stream.ConsumerConfig(s.durable, s.filter, s.p.cfg.ackWait())
 	cons, err := stream.EnsureConsumer(ctx, s.stream, cfg)
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.buffer),
-		jetstream.PullExpiry(10*time.Second))
-	if err != nil {
-		return err
-	}
-	s.it = it
+	s.mu.Lock()
+	s.cons = cons
+	s.mu.Unlock()
 	s.isLive.Store(true)
 	return nil
 }
 
-func (s *stage) iterator() jetstream.MessagesContext {
+func (s *stage) consumer() jetstream.Consumer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.it
+	return s.cons
 }
 
 func (s *stage) live() bool { return s.isLive.Load() }
 
-// drain stops pulling; messages already buffered are still handed out.
-func (s *stage) drain() {
-	if it := s.iterator(); it != nil {
-		it.Drain()
+// start runs the puller and the workers until the pipeline stops.
+func (s *stage) start(wg *sync.WaitGroup) {
+	wg.Add(1 + s.workers)
+	go func() { defer wg.Done(); s.pull() }()
+	for range s.workers {
+		go func() { defer wg.Done(); s.work() }()
 	}
 }
 
-// run handles batches until Stop, reopening the iterator when it ends on its
-// own.
-func (s *stage) run() {
-	log := s.p.log.With(zap.String("stage", s.name))
-	for {
-		it := s.iterator()
-		err := s.handle(it)
+func (s *stage) work() {
+	for batch := range s.batches {
+		if s.p.stopped() {
+			nakAll(batch, 0)
+			continue
+		}
+		s.handle(batch)
+	}
+}
+
+// pull fetches until the pipeline stops, then closes the batch channel.
+func (s *stage) pull() {
+	defer close(s.batches)
+	delay := 100 * time.Millisecond
+	for !s.p.stopped() {
+		err := s.fetchOnce()
+		if err == nil {
+			s.isLive.Store(true)
+			delay = 100 * time.Millisecond
+			continue
+		}
 		if s.p.stopped() {
 			return
 		}
-		log.Error("message iterator ended; reopening", zap.Error(err))
-		s.reopen(it, log)
-	}
-}
-
-// reopen replaces the iterator old unless another loop of the stage already
-// did, retrying with backoff until it succeeds or the pipeline stops.
-func (s *stage) reopen(old jetstream.MessagesContext, log *zap.Logger) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.it != old {
-		return
-	}
-	s.isLive.Store(false)
-	old.Stop()
-	for delay := 100 * time.Millisecond; !s.p.stopped(); delay = min(delay*2, 5*time.Second) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := s.open(ctx)
-		cancel()
-		if err == nil {
-			log.Info("message iterator reopened")
-			return
-		}
-		log.Error("reopen message iterator", zap.Error(err), zap.Duration("retry_in", delay))
+		s.isLive.Store(false)
+		s.log.Warn("pull failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
+		s.recover(err)
 		select {
 		case <-s.p.stopping:
 		case <-time.After(delay):
 		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// recover recreates the durable consumer when the server lost it.
+func (s *stage) recover(err error) {
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) &&
+		!errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := s.open(ctx); err != nil {
+		s.log.Error("recreate durable consumer", zap.Error(err))
+	}
+}
+
+// fetchOnce runs one pull request and hands its messages on in batches.
+func (s *stage) fetchOnce() error {
+	fetch, err := s.consumer().Fetch(s.p.cfg.BatchSize, jetstream.FetchMaxWait(pullWait))
+	if err != nil {
+		return err
+	}
+	s.collect(fetch.Messages())
+	return fetch.Error()
+}
+
+// collect groups the messages of a fetch into batches: a batch is handed on
+// when it is full or BatchTimeout after its first message. Messages that
+// arrive once the pipeline stops are handed back at once.
+func (s *stage) collect(msgs <-chan jetstream.Msg) {
+	var batch []jetstream.Msg
+	var due <-chan time.Time
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				s.flush(batch)
+				return
+			}
+			if s.p.stopped() {
+				_ = m.Nak()
+				continue
+			}
+			if batch = append(batch, m); len(batch) == 1 {
+				due = time.After(s.p.cfg.BatchTimeout)
+			}
+			if len(batch) >= s.p.cfg.BatchSize {
+				s.flush(batch)
+				batch, due = nil, nil
+			}
+		case <-due:
+			s.flush(batch)
+			batch, due = nil, nil
+		}
+	}
+}
+
+func (s *stage) flush(batch []jetstream.Msg) {
+	if len(batch) > 0 {
+		s.batches <- batch
 	}
 }
