@@ -120,6 +120,9 @@ func (a *app) connect(ctx context.Context, cfg config.Consumer) error {
 			return fmt.Errorf("--secret-key (HOOKRELAY_SECRET_KEY): %w", err)
 		}
 	}
+	if err := a.store.CheckSecrets(ctx); err != nil {
+		return fmt.Errorf("%w: set HOOKRELAY_SECRET_KEY to the key they were stored with", err)
+	}
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("hookrelay-consumer"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

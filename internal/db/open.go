@@ -78,8 +78,10 @@ func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	defer aconn.Close(ctx)
 	_, err = aconn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cfg.Database}.Sanitize())
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" {
-		return nil // another consumer created it first
+	// Another consumer created it first: 42P04, or 23505 when both passed
+	// the existence check at the same moment.
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") {
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("create database %s: %w", cfg.Database, err)

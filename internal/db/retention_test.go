@@ -40,6 +40,7 @@ func fillAgedHistory(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h ag
 		{`INSERT INTO events (id, type, occurred_at, received_at, body) VALUES
 		  ('old-lonely', 'message.sent', now() - interval '48h', now() - interval '48h', '{}'),
 		  ('old-kept', 'message.sent', now() - interval '48h', now() - interval '48h', '{}'),
+		  ('old-retrying', 'message.sent', now() - interval '48h', now() - interval '48h', '{}'),
 		  ('new-lonely', 'message.sent', now() - interval '1h', now() - interval '1h', '{}')`, nil},
 		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, attempt_count, created_at)
 		  SELECT 'old-' || i, 'ep', 'message.sent', 'succeeded', 2, now() - interval '48h'
@@ -49,6 +50,8 @@ func fillAgedHistory(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h ag
 		  FROM generate_series(1, $1) AS i`, []any{h.newDeliveries}},
 		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, created_at)
 		  VALUES ('old-kept', 'ep', 'message.sent', now() - interval '1h')`, nil},
+		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, created_at)
+		  VALUES ('old-retrying', 'ep', 'message.sent', 'pending', now() - interval '48h')`, nil},
 		{`INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms)
 		  SELECT d.id, n, d.created_at, 10 FROM deliveries d, generate_series(1, 2) AS n
 		  WHERE d.attempt_count = 2`, nil},
@@ -92,11 +95,12 @@ func countRows(t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string
 func checkRetained(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h agedHistory) {
 	t.Helper()
 	if n := countRows(t, ctx, pool, `SELECT count(*) FROM deliveries
-		WHERE created_at < now() - interval '24h'`); n != 0 {
-		t.Errorf("%d old deliveries left", n)
+		WHERE created_at < now() - interval '24h'`); n != 1 {
+		t.Errorf("%d old deliveries left, want only the one still pending", n)
 	}
-	if n := countRows(t, ctx, pool, "SELECT count(*) FROM deliveries"); n != h.newDeliveries+1 {
-		t.Errorf("%d deliveries left, want the %d new ones and old-kept's", n, h.newDeliveries+1)
+	if n := countRows(t, ctx, pool, "SELECT count(*) FROM deliveries"); n != h.newDeliveries+2 {
+		t.Errorf("%d deliveries left, want the %d new ones, old-kept's and the pending one",
+			n, h.newDeliveries+2)
 	}
 	if n := countRows(t, ctx, pool, "SELECT count(*) FROM delivery_attempts"); n != 2*h.newDeliveries {
 		t.Errorf("%d attempts left, want the new deliveries' %d", n, 2*h.newDeliveries)
@@ -106,8 +110,10 @@ func checkRetained(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h aged
 		t.Errorf("%d attempts of deleted deliveries left", n)
 	}
 	events := textColumn(t, ctx, pool, "SELECT id FROM events WHERE id NOT LIKE 'new-%'")
-	if !slices.Equal(events, []string{"old-kept"}) {
-		t.Errorf("old events left: %v, want only old-kept (it has a delivery)", events)
+	slices.Sort(events)
+	if !slices.Equal(events, []string{"old-kept", "old-retrying"}) {
+		t.Errorf("old events left: %v, want old-kept and old-retrying (they have deliveries)",
+			events)
 	}
 	if n := countRows(t, ctx, pool, "SELECT count(*) FROM events WHERE id LIKE 'new-%'"); n != h.newDeliveries+1 {
 		t.Errorf("%d new events left, want %d", n, h.newDeliveries+1)

@@ -1,6 +1,7 @@
 package db
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // encryptedPrefix marks a secret stored encrypted.
@@ -77,4 +80,22 @@ func (s *Store) open(sec string) (string, error) {
 		return "", fmt.Errorf("%w: wrong secret key", ErrSecretKey)
 	}
 	return string(plain), nil
+}
+
+// CheckSecrets reports whether the endpoint secrets stored encrypted can be
+// read with the key in use (or without one): a consumer that cannot read
+// them must not start, or it would hold back every delivery to those
+// endpoints.
+func (s *Store) CheckSecrets(ctx context.Context) error {
+	row, err := s.q.EndpointEncryptedSecrets(ctx, s.pool)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check endpoint secrets: %w", err)
+	}
+	if _, err := s.openAll(row.Secrets); err != nil {
+		return fmt.Errorf("endpoint %s: %w", row.ID, err)
+	}
+	return nil
 }

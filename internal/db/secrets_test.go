@@ -67,6 +67,18 @@ func TestSecretsAreEncryptedAtRest(t *testing.T) {
 			t.Errorf("wrong key: err = %v, want ErrSecretKey", err)
 		}
 	})
+	t.Run("a start-up check tells whether the key in use reads them", func(t *testing.T) {
+		if err := store.CheckSecrets(ctx); err != nil {
+			t.Errorf("right key: %v", err)
+		}
+		if err := db.NewStore(pool).CheckSecrets(ctx); !errors.Is(err, db.ErrSecretKey) {
+			t.Errorf("no key: err = %v, want ErrSecretKey", err)
+		}
+		plainPool, _ := dbtest.Open(t)
+		if err := db.NewStore(plainPool).CheckSecrets(ctx); err != nil {
+			t.Errorf("nothing encrypted: %v", err)
+		}
+	})
 	t.Run("a malformed key is refused", func(t *testing.T) {
 		if err := db.NewStore(pool).UseSecretKey("c2hvcnQ="); err == nil {
 			t.Error("a 5-byte key was accepted")

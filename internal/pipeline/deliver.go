@@ -81,6 +81,10 @@ func (p *Pipeline) route(j *job) {
 		_ = j.msg.NakWithDelay(time.Until(j.task.NotBefore))
 	case t.Endpoint == nil:
 		p.skip(j, "endpoint deleted")
+	case t.SecretErr != nil:
+		p.log.Error("cannot sign: returning task", zap.Int64("delivery_id", t.DeliveryID),
+			zap.String("endpoint_id", t.Endpoint.ID), zap.Error(t.SecretErr))
+		_ = j.msg.NakWithDelay(time.Minute)
 	case !t.Endpoint.Active:
 		p.skip(j, "endpoint disabled")
 	default:
@@ -143,8 +147,30 @@ func (p *Pipeline) start(j *job) {
 	go func() {
 		defer p.attempts.Done()
 		defer p.releaseHeld()
+		defer p.keepAlive(j.msg)()
 		p.attempt(j, tk)
 	}()
+}
+
+// keepAlive tells JetStream the task is still being worked on, every third
+// of AckWait, until the returned stop is called: an endpoint's own timeout
+// (up to a minute) or a wait for its slots can outlast AckWait, and the task
+// must not be handed to another worker meanwhile.
+func (p *Pipeline) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(p.cfg.ackWait() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func (p *Pipeline) releaseHeld() { <-p.held }
@@ -238,7 +264,7 @@ func result(j *job, started time.Time, resp dispatch.Response, d dispatch.Decisi
 			ResponseBody: string(resp.Body), Error: d.Error,
 		},
 		Status:      status,
-		NextAttempt: started.Add(d.Delay),
+		NextAttempt: time.Now().Add(d.Delay), // the delay counts from the attempt's end
 	}
 }
 

@@ -120,3 +120,32 @@ func TestRateLimitSpreadsAttempts(t *testing.T) {
 		t.Errorf("%d deliveries were charged more than one attempt", retried)
 	}
 }
+
+// TestLongAttemptIsNotHandedOut gives an endpoint a timeout longer than the
+// task's AckWait and an answer that comes after AckWait: the task is kept
+// alive meanwhile, so no second worker sends it again.
+func TestLongAttemptIsNotHandedOut(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ep := b.endpoint("ep_long", "/long", []string{"*"}, db.Filters{})
+	ep.Timeout = 30 * time.Second
+	if _, err := b.store.UpdateEndpoint(b.ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	b.recv.mu.Lock()
+	b.recv.hold["/long"] = hold
+	b.recv.mu.Unlock()
+	// AckWait is 2 × 1s + 10s = 12s; the answer comes after 15s.
+	b.start(pipeline.Config{RequestTimeout: time.Second})
+	b.publish([][]byte{[]byte(`{"id":"evt_long","type":"message.sent"}`)})
+	release := time.AfterFunc(15*time.Second, func() { close(hold) })
+	defer release.Stop()
+
+	eventually(t, 40*time.Second, "the delivery to succeed", func() bool {
+		return b.count(ep.ID, db.StatusSucceeded) == 1
+	})
+	if n := b.recv.ids("/long")["evt_long"]; n != 1 {
+		t.Errorf("the endpoint received the event %d times, want once", n)
+	}
+}

@@ -182,10 +182,12 @@ SELECT (now() - make_interval(secs => @age_secs::float8))::timestamptz AS cutoff
 -- Retention: up to @max_rows deliveries created before @cutoff, oldest
 -- first, found through deliveries_created; their attempts go with them
 -- (ON DELETE CASCADE, through the attempts' primary key).
+-- Pending deliveries are kept whatever their age: retention never ends a
+-- retry.
 DELETE FROM deliveries
 WHERE id IN (
     SELECT old.id FROM deliveries old
-    WHERE old.created_at < @cutoff
+    WHERE old.created_at < @cutoff AND old.status <> 'pending'
     ORDER BY old.created_at
     LIMIT @max_rows
 );

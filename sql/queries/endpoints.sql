@@ -55,3 +55,10 @@ RETURNING *;
 
 -- name: EndpointDelete :one
 DELETE FROM endpoints WHERE id = @id RETURNING id;
+
+-- name: EndpointEncryptedSecrets :one
+-- The secrets of one endpoint stored encrypted, if any: enough to check at
+-- start-up that the key in use can read them.
+SELECT id, secrets FROM endpoints
+WHERE EXISTS (SELECT 1 FROM unnest(secrets) AS s (v) WHERE s.v LIKE 'enc:v1:%')
+LIMIT 1;

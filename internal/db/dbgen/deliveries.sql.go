@@ -554,7 +554,7 @@ const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :execrows
 DELETE FROM deliveries
 WHERE id IN (
     SELECT old.id FROM deliveries old
-    WHERE old.created_at < $1
+    WHERE old.created_at < $1 AND old.status <> 'pending'
     ORDER BY old.created_at
     LIMIT $2
 )
@@ -568,6 +568,8 @@ type RetentionDeleteDeliveriesParams struct {
 // Retention: up to @max_rows deliveries created before @cutoff, oldest
 // first, found through deliveries_created; their attempts go with them
 // (ON DELETE CASCADE, through the attempts' primary key).
+// Pending deliveries are kept whatever their age: retention never ends a
+// retry.
 func (q *Queries) RetentionDeleteDeliveries(ctx context.Context, db DBTX, arg RetentionDeleteDeliveriesParams) (int64, error) {
 	result, err := db.Exec(ctx, retentionDeleteDeliveries, arg.Cutoff, arg.MaxRows)
 	if err != nil {

@@ -38,6 +38,26 @@ func (q *Queries) EndpointDisable(ctx context.Context, db DBTX, arg EndpointDisa
 	return err
 }
 
+const endpointEncryptedSecrets = `-- name: EndpointEncryptedSecrets :one
+SELECT id, secrets FROM endpoints
+WHERE EXISTS (SELECT 1 FROM unnest(secrets) AS s (v) WHERE s.v LIKE 'enc:v1:%')
+LIMIT 1
+`
+
+type EndpointEncryptedSecretsRow struct {
+	ID      string
+	Secrets []string
+}
+
+// The secrets of one endpoint stored encrypted, if any: enough to check at
+// start-up that the key in use can read them.
+func (q *Queries) EndpointEncryptedSecrets(ctx context.Context, db DBTX) (EndpointEncryptedSecretsRow, error) {
+	row := db.QueryRow(ctx, endpointEncryptedSecrets)
+	var i EndpointEncryptedSecretsRow
+	err := row.Scan(&i.ID, &i.Secrets)
+	return i, err
+}
+
 const endpointGet = `-- name: EndpointGet :one
 SELECT id, url, description, event_types, filter_provider_ids, filter_channel_ids, filter_template_ids, headers, signature_scheme, secrets, secrets_expire_at, active, disabled_reason, retry_policy, timeout_ms, rate_limit, failing_since, created_at, updated_at FROM endpoints WHERE id = $1
 `
