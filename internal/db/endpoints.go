@@ -83,8 +83,8 @@ type EndpointQuery struct {
 	Active *bool
 	// EventType keeps the endpoints that receive events of this type.
 	EventType string
-	After  *EndpointCursor
-	Limit  int
+	After     *EndpointCursor
+	Limit     int
 }
 
 // ListEndpoints returns a page of endpoints, newest first.
