@@ -72,6 +72,7 @@ func newLogger(format, level string) (*zap.Logger, error) {
 		zc = zap.NewDevelopmentConfig()
 	}
 	zc.Level = lvl
-	zc.Sampling = nil // one line per attempt is the contract; never drop them
+	zc.Sampling = nil           // one line per attempt is the contract; never drop them
+	zc.DisableStacktrace = true // errors say what failed; stacks only confuse operators
 	return zc.Build()
 }

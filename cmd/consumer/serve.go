@@ -128,7 +128,10 @@ func (a *app) connect(ctx context.Context, cfg config.Consumer) error {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			a.log.Warn("nats disconnected", zap.Error(err))
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("nats reconnected") }))
+		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("nats reconnected") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			a.log.Warn("nats", zap.Error(err))
+		}))
 	if err != nil {
 		return fmt.Errorf("connect nats %s: %w", cfg.NATSURL, err)
 	}
@@ -166,6 +169,12 @@ func newSender(cfg config.Consumer) (*dispatch.Guard, *dispatch.Sender, error) {
 	allow, err := dispatch.ParseCIDRs(cfg.AllowCIDRs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--allow-cidrs: %w", err)
+	}
+	for _, p := range allow {
+		if p.Bits() == 0 {
+			return nil, nil, fmt.Errorf("--allow-cidrs: %s would allow every address and "+
+				"turn the guard off; list the networks you mean", p)
+		}
 	}
 	guard := dispatch.NewGuard(allow)
 	sender, err := dispatch.NewSender(guard, dispatch.WithBodyLimit(cfg.ResponseBodyLimit),

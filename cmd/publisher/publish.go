@@ -72,7 +72,7 @@ func dial(ctx context.Context, s *settings, log *lockedWriter) (*publisher, erro
 func (p *publisher) ensureStream(ctx context.Context, replicas int) error {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	_, err := stream.EnsureStream(ctx, p.js, p.names.EventsConfig(replicas))
+	err := stream.CreateStreamIfMissing(ctx, p.js, p.names.EventsConfig(replicas))
 	return err
 }
 

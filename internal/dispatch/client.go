@@ -287,6 +287,9 @@ func (s *Sender) lookup(ctx context.Context, host string) ([]netip.Addr, error) 
 	if len(ips) == 0 {
 		return nil, &connectError{fmt.Errorf("resolve %s: no addresses", host)}
 	}
+	for i, ip := range ips {
+		ips[i] = ip.Unmap() // resolvers may answer IPv4 in its IPv6-mapped form
+	}
 	return ips, nil
 }
 

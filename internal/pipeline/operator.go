@@ -54,7 +54,10 @@ func (p *Pipeline) Probe(ctx context.Context, e db.Endpoint) ProbeResult {
 	target := &db.Target{EventID: id, EventType: "system.maintenance", Body: body, Endpoint: &e}
 
 	resp, err := p.sendTo(ctx, target, now)
-	d := dispatch.Decide(1, resp, err, dispatch.Policy{}, nil)
+	// A policy with a retry left, so the error reads as the attempt's own
+	// ("HTTP 503") rather than as an exhausted delivery.
+	d := dispatch.Decide(1, resp, err, dispatch.Policy{Delays: []time.Duration{0}},
+		func() float64 { return 0.5 })
 	return ProbeResult{
 		Success: d.Outcome == dispatch.OutcomeSucceeded, StatusCode: resp.StatusCode,
 		LatencyMs: time.Since(now).Milliseconds(), Error: d.Error, EventID: id,

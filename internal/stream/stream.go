@@ -112,6 +112,24 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	return s, nil
 }
 
+// CreateStreamIfMissing creates a stream that does not exist and leaves an
+// existing one as it is: producers must not change settings (replicas,
+// limits) that the consumers chose.
+func CreateStreamIfMissing(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	_, err := js.Stream(ctx, cfg.Name)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+	}
+	_, err = js.CreateStream(ctx, cfg)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
 // EnsureConsumer creates or updates a durable consumer and checks the result.
 func EnsureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	c, err := s.CreateOrUpdateConsumer(ctx, cfg)
