@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxIDBytes is the longest event id accepted.
@@ -23,6 +24,9 @@ func Parse(raw []byte, maxBytes int, now time.Time) (*Event, error) {
 	}
 	if hasNUL(raw) {
 		return nil, invalid("", `contains \u0000, which cannot be stored`)
+	}
+	if !utf8.Valid(raw) {
+		return nil, invalid("", "is not valid UTF-8, which JSON requires")
 	}
 
 	w, err := decodeWire(raw)
@@ -132,7 +136,10 @@ func ValidateType(typ string) error {
 	if typ == "" {
 		return invalid("type", "must not be empty")
 	}
-	if len(typ) > 255 || !typePattern(typ) {
+	if len(typ) > 255 {
+		return invalid("type", "is %d bytes, longer than 255", len(typ))
+	}
+	if !typePattern(typ) {
 		return invalid("type", "%q is not of the form word.word[.word…] "+
 			"(lowercase letters, digits, _)", truncate(typ, 64))
 	}

@@ -700,3 +700,12 @@ func TestSubject(t *testing.T) {
 		t.Errorf("Subject = %q", got)
 	}
 }
+
+func TestParseRefusesInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	raw := []byte("{\"id\":\"e1\",\"type\":\"message.sent\",\"data\":\"\xff\xfe\"}")
+	_, err := event.Parse(raw, 0, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("err = %v, want a UTF-8 error", err)
+	}
+}
