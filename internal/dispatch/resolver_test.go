@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +101,57 @@ func TestLoopbackSpellingsNeverConnectWithEitherResolver(t *testing.T) {
 			if !errors.As(err, &se) || (se.Kind != KindBlocked && se.Kind != KindConnect) {
 				t.Errorf("%s: %s: err %v, want blocked or a lookup failure", name, host, err)
 			}
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the loopback server got %d requests", n)
+	}
+}
+
+// libcChildEnv marks the child process of TestLoopbackSpellingsWithTheCResolver.
+const libcChildEnv = "HOOKRELAY_LIBC_RESOLVER_CHILD"
+
+// TestLoopbackSpellingsWithTheCResolver runs the spellings through the C
+// library's resolver, which, unlike Go's, reads "127.1" or "0x7f.1" as
+// 127.0.0.1. It runs in a child process with GODEBUG=netdns=cgo, and only
+// with names the C library answers without DNS: numeric spellings, which it
+// parses itself, and localhost, which is in /etc/hosts. Every one must be
+// refused by the guard.
+func TestLoopbackSpellingsWithTheCResolver(t *testing.T) {
+	if os.Getenv(libcChildEnv) == "1" {
+		checkSpellingsBlocked(t)
+		return
+	}
+	if !cgoResolver {
+		t.Skip("built without cgo: the C library's resolver is not in this binary")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLoopbackSpellingsWithTheCResolver$",
+		"-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), libcChildEnv+"=1", "GODEBUG=netdns=cgo+1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("child:\n%s", out)
+	if !strings.Contains(string(out), "cgo") {
+		t.Fatalf("the child did not use the cgo resolver:\n%s", out)
+	}
+}
+
+func checkSpellingsBlocked(t *testing.T) {
+	srv, hits := newServer(t, func(http.ResponseWriter, *http.Request) {})
+	_, port := serverIP(t, srv)
+	s, err := NewSender(NewGuard(nil)) // the default resolver
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, host := range loopbackSpellings {
+		req := Request{URL: "http://" + host + ":" + port + "/", Timeout: 2 * time.Second}
+		_, err := s.Send(context.Background(), req)
+		var se *SendError
+		if !errors.As(err, &se) || se.Kind != KindBlocked {
+			t.Errorf("%s: err %v, want the guard to refuse 127.0.0.1", host, err)
 		}
 	}
 	if n := hits.Load(); n != 0 {
