@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -29,6 +30,21 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 		return errTooLarge
 	}
 	return badRequest("body", "must hold a single JSON object")
+}
+
+// decodeFields decodes the fields of an object read by decodeBody into dst
+// as decodeBody would have, refusing unknown fields.
+func decodeFields(fields map[string]json.RawMessage, dst any) error {
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return badRequest("body", "malformed JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	return nil
 }
 
 func isTooLarge(err error) bool {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 )
 
@@ -18,6 +20,7 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeTooLarge         = "payload_too_large"
+	codeConflict         = "conflict"
 	codeNotReady         = "not_ready"
 	codeInternal         = "internal"
 )
@@ -43,6 +46,8 @@ var (
 		message: fmt.Sprintf("request body is larger than %d bytes", maxBodyBytes)}
 	errInternal = &apiError{status: http.StatusInternalServerError, code: codeInternal,
 		message: "internal error"}
+	errDBUnavailable = &apiError{status: http.StatusServiceUnavailable, code: codeNotReady,
+		message: "database unavailable; try again"}
 )
 
 // badRequest is a 400 about a field (or the body when field is empty)
@@ -64,6 +69,11 @@ func fieldError(status int, code, field, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, field: field, message: msg}
 }
 
+func conflict(format string, args ...any) *apiError {
+	return &apiError{status: http.StatusConflict, code: codeConflict,
+		message: fmt.Sprintf(format, args...)}
+}
+
 func notFound(what, id string) *apiError {
 	return &apiError{status: http.StatusNotFound, code: codeNotFound,
 		message: fmt.Sprintf("%s %q not found", what, truncate(id, 80))}
@@ -79,16 +89,44 @@ func errorBody(e *apiError) map[string]errorJSON {
 	return map[string]errorJSON{"error": {Code: e.code, Message: e.message, Field: e.field}}
 }
 
-// writeError answers with err when it is an apiError, and with a bare 500
-// otherwise, logging the cause without showing it to the client.
+// writeError answers with err when it is an apiError. Otherwise it logs
+// the cause without showing it to the client and answers 503 when the
+// database could not be reached, else a bare 500.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		s.logFailure(r, err)
 		ae = errInternal
+		if dbUnreachable(err) {
+			ae = errDBUnavailable
+		}
 	}
 	writeJSON(w, ae.status, errorBody(ae))
 }
+
+// dbUnreachable reports whether err is a failure to reach PostgreSQL: a
+// connection that could not be made, a network error or a timeout. An
+// error of the delivery pipeline is not one, even a timeout.
+func dbUnreachable(err error) bool {
+	var pipeline *pipelineError
+	if errors.As(err, &pipeline) {
+		return false
+	}
+	var connect *pgconn.ConnectError
+	var netErr net.Error // context.DeadlineExceeded is one too
+	return errors.As(err, &connect) || errors.As(err, &netErr) || pgconn.Timeout(err)
+}
+
+// pipelineError is an error of the delivery pipeline (op failed), kept
+// apart from the database's.
+type pipelineError struct {
+	op  string
+	err error
+}
+
+func (e *pipelineError) Error() string { return e.op + ": " + e.err.Error() }
+
+func (e *pipelineError) Unwrap() error { return e.err }
 
 func (s *server) logFailure(r *http.Request, err error) {
 	fields := []zap.Field{

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrelay/hookrelay/internal/db"
 	"github.com/hookrelay/hookrelay/internal/event"
@@ -103,7 +106,7 @@ func (s *server) createEvent(w http.ResponseWriter, r *http.Request) error {
 	duplicate, err := s.events.PublishEvent(r.Context(), ev)
 	if err != nil {
 		s.logFailure(r, err)
-		return errPublish
+		return publishError(ev.ID, err)
 	}
 	if duplicate {
 		writeJSON(w, http.StatusOK, publishedJSON{ID: ev.ID, Duplicate: true})
@@ -114,9 +117,24 @@ func (s *server) createEvent(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// publishError tells the client what a failed publish means for the event.
+// Only an answer of the server, or no server listening, shows that the
+// event was not stored; after anything else (a timeout, a connection lost
+// while waiting for the ack) JetStream may hold it and deliver it.
+func publishError(id string, err error) *apiError {
+	var refused *jetstream.APIError
+	if errors.As(err, &refused) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrNoResponders) {
+		return errPublish
+	}
+	return &apiError{status: http.StatusServiceUnavailable, code: codeNotReady,
+		message: fmt.Sprintf("publish of %s not confirmed; it may still be delivered: "+
+			"retry with the same id (a repeated id is not delivered twice)", id)}
+}
+
 // completeEvent is event.Complete under the configured limit, with its
-// errors as API errors: 413 when the event is too large, else 400 naming
-// the field.
+// errors as API errors: 413 when the event is too large, 400 when it is not
+// a JSON object, else 422 naming the field.
 func (s *server) completeEvent(raw []byte) (*event.Event, error) {
 	now := time.Now()
 	ev, _, err := event.Complete(raw, s.maxEvent, now)
@@ -135,11 +153,25 @@ func (s *server) completeEvent(raw []byte) (*event.Event, error) {
 			return nil, err
 		}
 	}
-	field := ve.Field
-	if field == "" {
-		field = "body"
+	return nil, eventError(raw, ve)
+}
+
+// eventError is 400 for a body that is not a JSON object and 422 for an
+// object that is not an acceptable event.
+func eventError(raw []byte, ve *event.ValidationError) *apiError {
+	if ve.Field != "" {
+		return invalidField(ve.Field, "%s", ve.Reason)
 	}
-	return nil, badRequest(field, "%s", ve.Reason)
+	if isObject(raw) {
+		return invalidField("body", "%s", ve.Reason) // such as a \u0000 in a string
+	}
+	return badRequest("body", "%s", ve.Reason)
+}
+
+// isObject reports whether raw is one well-formed JSON object.
+func isObject(raw []byte) bool {
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed)
 }
 
 func (s *server) eventTooLarge() *apiError {

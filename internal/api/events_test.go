@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +46,8 @@ type eventsOptions struct {
 	noPublisher bool
 	// start runs the pipeline's stages, delivering to endpoints on loopback.
 	start bool
+	// noStream leaves the events stream uncreated.
+	noStream bool
 }
 
 func newEventsEnv(t *testing.T, o eventsOptions) *eventsEnv {
@@ -75,9 +79,11 @@ func newEventsEnv(t *testing.T, o eventsOptions) *eventsEnv {
 				t.Fatalf("start pipeline: %v", err)
 			}
 			t.Cleanup(ee.pipe.Stop)
-		} else if _, err := stream.EnsureStream(t.Context(), ee.js,
-			ee.names.EventsConfig(1)); err != nil {
-			t.Fatal(err)
+		} else if !o.noStream {
+			if _, err := stream.EnsureStream(t.Context(), ee.js,
+				ee.names.EventsConfig(1)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		publisher = ee.pipe
 	}
@@ -213,23 +219,26 @@ func TestPublishEventAlreadyRecorded(t *testing.T) {
 func TestPublishEventRefusesInvalidEvents(t *testing.T) {
 	t.Parallel()
 	e := newEventsEnv(t, eventsOptions{})
+	unreadable := []string{``, `[1]`, `"x"`, `{"type":"message.sent"`, `{"type":"a.b"}{}`}
+	for _, body := range unreadable {
+		r := e.do(http.MethodPost, "/v1/events", body)
+		r.wantError(t, http.StatusBadRequest, "invalid_request", "body:")
+	}
+	// Well-formed JSON objects whose values are not acceptable.
 	bad := map[string]string{
-		``:                                  "body",
-		`[1]`:                               "body",
-		`{"type":"message.sent"`:            "body",
-		`{"id":"x"}`:                        "type",
-		`{"type":"Message"}`:                "type",
-		`{"type":"a.b","id":"a b"}`:         "id",
-		`{"type":"a.b","id":7}`:             "id",
-		`{"type":"a.b","timestamp":"noon"}`: "timestamp",
-		`{"type":"a.b","metadata":[]}`:      "metadata",
-		`{"type":"a.b","version":""}`:       "version",
+		`{"id":"x"}`:                                 "type",
+		`{"type":"Message"}`:                         "type",
+		`{"type":"a.b","id":"a b"}`:                  "id",
+		`{"type":"a.b","id":7}`:                      "id",
+		`{"type":"a.b","timestamp":"noon"}`:          "timestamp",
+		`{"type":"a.b","metadata":[]}`:               "metadata",
+		`{"type":"a.b","version":""}`:                "version",
 		`{"type":"a.b","metadata":{"providerId":1}}`: "metadata.providerId",
 		`{"type":"a.b","data":"\u0000"}`:             "body",
 	}
 	for body, field := range bad {
 		r := e.do(http.MethodPost, "/v1/events", body)
-		r.wantError(t, http.StatusBadRequest, "invalid_request", field+":")
+		r.wantError(t, http.StatusUnprocessableEntity, "invalid_field", field+":")
 		if f := r.body["error"].(map[string]any)["field"]; f != field {
 			t.Errorf("%s: field %v, want %s", body, f, field)
 		}
@@ -270,19 +279,56 @@ func TestPublishEventWithoutPublisher(t *testing.T) {
 		wantError(t, http.StatusServiceUnavailable, "not_ready", "publishing")
 }
 
-type failingPublisher struct{}
-
-func (failingPublisher) PublishEvent(context.Context, *event.Event) (bool, error) {
-	return false, errors.New("nats: secret broker detail")
+// failingPublisher fails every publish with err and counts the calls.
+type failingPublisher struct {
+	err   error
+	calls atomic.Int32
 }
 
-func TestPublishEventFailureIsUnavailable(t *testing.T) {
+func (p *failingPublisher) PublishEvent(context.Context, *event.Event) (bool, error) {
+	p.calls.Add(1)
+	return false, p.err
+}
+
+// TestPublishNotConfirmed: after a timeout JetStream may hold the event and
+// deliver it, so the client is told to retry with the same id rather than
+// publish it anew.
+func TestPublishNotConfirmed(t *testing.T) {
 	t.Parallel()
-	e := newEventsEnv(t, eventsOptions{publisher: failingPublisher{}})
-	r := e.do(http.MethodPost, "/v1/events", `{"type":"message.sent"}`)
-	r.wantError(t, http.StatusServiceUnavailable, "not_ready", "try again")
-	if strings.Contains(string(r.raw), "secret") {
-		t.Errorf("the cause leaks: %s", r.raw)
+	for _, err := range []error{
+		fmt.Errorf("publish event evt_7: %w", context.DeadlineExceeded),
+		errors.New("nats: secret broker detail"),
+	} {
+		e := newEventsEnv(t, eventsOptions{publisher: &failingPublisher{err: err}})
+		r := e.do(http.MethodPost, "/v1/events", `{"id":"evt_7","type":"message.sent"}`)
+		r.wantError(t, http.StatusServiceUnavailable, "not_ready", "publish of evt_7 "+
+			"not confirmed; it may still be delivered: retry with the same id")
+		if raw := string(r.raw); strings.Contains(raw, "secret") ||
+			strings.Contains(raw, "deadline") {
+			t.Errorf("the cause leaks: %s", r.raw)
+		}
+	}
+}
+
+// TestPublishRefused: with no stream to answer, the event is not stored.
+func TestPublishRefused(t *testing.T) {
+	t.Parallel()
+	e := newEventsEnv(t, eventsOptions{noStream: true})
+	r := e.do(http.MethodPost, "/v1/events", `{"id":"evt_8","type":"message.sent"}`)
+	r.wantError(t, http.StatusServiceUnavailable, "not_ready",
+		"the event could not be published; try again")
+}
+
+// TestPublishEventDatabaseUnreachable: without the database the API cannot
+// tell whether the id is recorded, so it publishes nothing.
+func TestPublishEventDatabaseUnreachable(t *testing.T) {
+	t.Parallel()
+	p := &failingPublisher{err: errors.New("must not be called")}
+	e := newEnv(t, options{store: unreachableStore(t), events: p})
+	e.do(http.MethodPost, "/v1/events", `{"id":"evt_9","type":"message.sent"}`).
+		wantError(t, http.StatusServiceUnavailable, "not_ready", "database unavailable")
+	if n := p.calls.Load(); n != 0 {
+		t.Errorf("published %d times", n)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/db/dbtest"
 	"github.com/hookrelay/hookrelay/internal/dispatch"
 	"github.com/hookrelay/hookrelay/internal/event"
+	"github.com/hookrelay/hookrelay/internal/pipeline"
 )
 
 // env is an API server on a fresh database.
@@ -36,19 +38,23 @@ type options struct {
 	ready   func(context.Context) error
 	metrics http.Handler
 	noDB    bool
+	// store replaces the fresh database.
+	store    *db.Store
+	operator api.Operator
+	events   api.EventPublisher
 }
 
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
-	var store *db.Store
+	store := o.store
 	var pool *pgxpool.Pool
-	if !o.noDB {
+	if store == nil && !o.noDB {
 		pool, _ = dbtest.Open(t)
 		store = db.NewStore(pool)
 	}
 	h := api.New(api.Config{
 		Store: store, Guard: dispatch.NewGuard(nil), Token: o.token, Ready: o.ready,
-		Log: zaptest.NewLogger(t), Metrics: o.metrics,
+		Log: zaptest.NewLogger(t), Metrics: o.metrics, Operator: o.operator, Events: o.events,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -177,4 +183,42 @@ func mustEvent(t *testing.T, raw string) *event.Event {
 
 func b64(s string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+// unreachableStore is a store whose database cannot be reached: nothing
+// listens on port 1 of the loopback address, so connecting is refused at
+// once.
+func unreachableStore(t *testing.T) *db.Store {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(),
+		"postgres://postgres@127.0.0.1:1/x?connect_timeout=1&sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return db.NewStore(pool)
+}
+
+// recordingOperator stands in for the pipeline and records what it is
+// asked to requeue.
+type recordingOperator struct {
+	mu  sync.Mutex
+	due []db.Due
+}
+
+func (o *recordingOperator) Requeue(_ context.Context, due []db.Due) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.due = append(o.due, due...)
+	return nil
+}
+
+func (o *recordingOperator) Probe(context.Context, db.Endpoint) pipeline.ProbeResult {
+	return pipeline.ProbeResult{}
+}
+
+func (o *recordingOperator) requeued() []db.Due {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]db.Due(nil), o.due...)
 }

@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/internal/db"
 	"github.com/hookrelay/hookrelay/internal/db/dbtest"
 	"github.com/hookrelay/hookrelay/internal/event"
+	"github.com/hookrelay/hookrelay/internal/pipeline"
 )
 
 // openAPIDoc is the part of the document the tests read.
@@ -347,11 +349,63 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	c.check("GET", "/v1/events/e2", "/v1/events/{id}", "", 404)
 	c.check("POST", "/v1/events", "/v1/events", `{"type":"message.sent"}`, 202)
 	c.check("POST", "/v1/events", "/v1/events", `{"id":"e1","type":"message.sent"}`, 200)
-	c.check("POST", "/v1/events", "/v1/events", `{"id":"e1"}`, 400)
+	c.check("POST", "/v1/events", "/v1/events", `[1]`, 400)
+	c.check("POST", "/v1/events", "/v1/events", `{"id":"e1"}`, 422)
+	c.check("PATCH", "/v1/endpoints/"+id, ep, `{"active":null}`, 400)
 	c.check("GET", "/v1/openapi.json", "/v1/openapi.json", "", 200)
 	c.srv = dup
 	c.check("POST", "/v1/events", "/v1/events", `{"id":"e9","type":"message.sent"}`, 200)
+	c.srv = httptest.NewServer(New(Config{Store: store, Operator: nopOperator{}}))
+	t.Cleanup(c.srv.Close)
+	c.check("PATCH", "/v1/endpoints/"+id, ep, `{"active":false}`, 200)
+	since := `{"since":"2026-01-01T00:00:00Z"}`
+	c.check("POST", "/v1/endpoints/"+id+"/recover", ep+"/recover", since, 409)
+	c.check("POST", "/v1/deliveries/"+dlv+"/retry", "/v1/deliveries/{id}/retry", "", 409)
 	c.check("DELETE", "/v1/endpoints/"+id, ep, "", 200)
+}
+
+type nopOperator struct{}
+
+func (nopOperator) Requeue(context.Context, []db.Due) error { return nil }
+
+func (nopOperator) Probe(context.Context, db.Endpoint) pipeline.ProbeResult {
+	return pipeline.ProbeResult{}
+}
+
+// TestOpenAPIDocumentsDatabaseDown: every route that reads the database
+// documents the 503 it answers when the database cannot be reached.
+func TestOpenAPIDocumentsDatabaseDown(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on port 1 of the loopback address.
+	pool, err := pgxpool.New(t.Context(),
+		"postgres://postgres@127.0.0.1:1/x?connect_timeout=1&sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	srv := httptest.NewServer(New(Config{Store: db.NewStore(pool), Operator: nopOperator{},
+		Events: acceptingPublisher{}}))
+	t.Cleanup(srv.Close)
+	var whole any
+	if err := json.Unmarshal(openAPI, &whole); err != nil {
+		t.Fatal(err)
+	}
+	c := &conformance{t: t, whole: whole, srv: srv}
+	bodies := map[string]string{
+		"POST /v1/endpoints": `{"url":"https://hooks.example.com/x",` +
+			`"event_types":["*"]}`,
+		"PATCH /v1/endpoints/{id}":        `{"description":"d"}`,
+		"POST /v1/endpoints/{id}/recover": `{"since":"2026-01-01T00:00:00Z"}`,
+		"POST /v1/events":                 `{"type":"message.sent"}`,
+	}
+	ids := strings.NewReplacer("/deliveries/{id}", "/deliveries/dlv_1", "{id}", "x")
+	for _, r := range loadOpenAPI(t).documented() {
+		method, path, _ := strings.Cut(r, " ")
+		if path == "/healthz" || path == "/metrics" || path == "/v1/openapi.json" {
+			continue
+		}
+		c.check(method, ids.Replace(path), path, bodies[r], http.StatusServiceUnavailable)
+	}
 }
 
 // conformance checks answers against the document.

@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -14,8 +17,7 @@ import (
 var (
 	errNoOperator = &apiError{status: http.StatusServiceUnavailable, code: codeNotReady,
 		message: "the delivery pipeline is not running in this process"}
-	errSucceeded = &apiError{status: http.StatusConflict, code: "conflict",
-		message: "the delivery succeeded; it is not sent again"}
+	errSucceeded = conflict("the delivery succeeded; it is not sent again")
 )
 
 // endpointByID loads the endpoint named in the path, or a 404.
@@ -39,7 +41,7 @@ func (s *server) patchEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req := requestOf(old)
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := decodePatch(w, r, &req); err != nil {
 		return err
 	}
 	e, err := s.buildEndpoint(&req)
@@ -58,6 +60,44 @@ func (s *server) patchEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, endpointOut(updated))
 	return nil
+}
+
+// notNullable are the fields of a patch that null cannot reset: decoded
+// into the request, null would set them to their defaults (enable an
+// endpoint, generate a secret…). For retry_policy, timeout and rate_limit,
+// null removes the endpoint's override.
+var notNullable = []string{
+	"url", "description", "event_types", "filters", "headers", "signature_scheme",
+	"secret", "active",
+}
+
+// decodePatch reads a patch over req, refusing null for the fields of
+// notNullable.
+func decodePatch(w http.ResponseWriter, r *http.Request, req *endpointRequest) error {
+	var fields map[string]json.RawMessage
+	if err := decodeBody(w, r, &fields); err != nil {
+		return err
+	}
+	if fields == nil {
+		return badRequest("body", "must be a JSON object, not null")
+	}
+	if name, ok := nullField(fields); ok {
+		return badRequest(name, "must not be null")
+	}
+	return decodeFields(fields, req)
+}
+
+// nullField returns the field of notNullable that fields set to null,
+// matching names as encoding/json does, without regard to case.
+func nullField(fields map[string]json.RawMessage) (string, bool) {
+	for _, name := range notNullable {
+		for key, v := range fields {
+			if strings.EqualFold(key, name) && string(bytes.TrimSpace(v)) == "null" {
+				return name, true
+			}
+		}
+	}
+	return "", false
 }
 
 // requestOf is the request that would create e, so that decoding a patch
@@ -153,23 +193,44 @@ func (s *server) recoverEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req recoverRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		return err
-	}
-	since, err := requiredTime("since", req.Since)
+	since, err := recoverSince(w, r)
 	if err != nil {
 		return err
+	}
+	if !e.Active {
+		return endpointDisabled(e.ID)
 	}
 	due, err := s.store.RequeueFailed(r.Context(), e.ID, since)
 	if err != nil {
 		return err
 	}
-	if err := s.operator.Requeue(r.Context(), due); err != nil {
+	if err := s.requeue(r, due); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"requeued": len(due)})
 	return nil
+}
+
+func recoverSince(w http.ResponseWriter, r *http.Request) (time.Time, error) {
+	var req recoverRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return time.Time{}, err
+	}
+	return requiredTime("since", req.Since)
+}
+
+// requeue publishes the tasks of deliveries made due again.
+func (s *server) requeue(r *http.Request, due []db.Due) error {
+	if err := s.operator.Requeue(r.Context(), due); err != nil {
+		return &pipelineError{op: "requeue", err: err}
+	}
+	return nil
+}
+
+// endpointDisabled refuses to requeue deliveries that would only end as
+// skipped.
+func endpointDisabled(id string) *apiError {
+	return conflict(`endpoint %s is disabled: enable it with PATCH {"active": true} first`, id)
 }
 
 func requiredTime(field string, v *string) (time.Time, error) {
@@ -197,8 +258,8 @@ func (s *server) probeEndpoint(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// retryDelivery requeues one delivery now, also a failed one; one that
-// succeeded answers 409.
+// retryDelivery requeues one delivery now, also a failed one. One that
+// succeeded, or whose endpoint is disabled or deleted, answers 409.
 func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 	if s.operator == nil {
 		return errNoOperator
@@ -208,16 +269,14 @@ func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return notFound("delivery", raw)
 	}
-	due, err := s.store.RequeueDelivery(r.Context(), id)
-	switch {
-	case errors.Is(err, db.ErrNotFound):
-		return notFound("delivery", raw)
-	case errors.Is(err, db.ErrSucceeded):
-		return errSucceeded
-	case err != nil:
+	if err := s.checkRetry(r, raw, id); err != nil {
 		return err
 	}
-	if err := s.operator.Requeue(r.Context(), []db.Due{due}); err != nil {
+	due, err := s.store.RequeueDelivery(r.Context(), id)
+	if err := retryError(err, raw); err != nil {
+		return err
+	}
+	if err := s.requeue(r, []db.Due{due}); err != nil {
 		return err
 	}
 	d, err := s.store.GetDelivery(r.Context(), id)
@@ -226,4 +285,38 @@ func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusAccepted, deliveryOut(d))
 	return nil
+}
+
+// checkRetry refuses a delivery that is not there, that succeeded, or that
+// would only end as skipped because its endpoint is disabled or deleted.
+func (s *server) checkRetry(r *http.Request, raw string, id int64) error {
+	d, err := s.store.GetDelivery(r.Context(), id)
+	if err != nil {
+		return retryError(err, raw)
+	}
+	if d.Status == db.StatusSucceeded {
+		return errSucceeded
+	}
+	e, err := s.store.GetEndpoint(r.Context(), d.EndpointID)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return conflict("endpoint %s was deleted; its deliveries are not sent again",
+			d.EndpointID)
+	case err != nil:
+		return err
+	case !e.Active:
+		return endpointDisabled(e.ID)
+	}
+	return nil
+}
+
+// retryError is the answer to a store error about the delivery raw.
+func retryError(err error, raw string) error {
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return notFound("delivery", raw)
+	case errors.Is(err, db.ErrSucceeded):
+		return errSucceeded
+	}
+	return err
 }

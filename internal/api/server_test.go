@@ -109,3 +109,28 @@ func TestDatabaseDownIsInternalAndNotReady(t *testing.T) {
 	e.do(http.MethodGet, "/readyz", "").
 		wantError(t, http.StatusServiceUnavailable, "not_ready", "postgres")
 }
+
+// TestDatabaseUnreachableIsUnavailable: a database that cannot be reached
+// answers 503, which a client may retry, not 500.
+func TestDatabaseUnreachableIsUnavailable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{store: unreachableStore(t), operator: &recordingOperator{}})
+	requests := []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/endpoints", ""},
+		{http.MethodPost, "/v1/endpoints", validEndpoint},
+		{http.MethodPatch, "/v1/endpoints/ep_x", `{"active":true}`},
+		{http.MethodPost, "/v1/deliveries/dlv_1/retry", ""},
+		{http.MethodGet, "/v1/events/e1", ""},
+		{http.MethodGet, "/v1/rejected", ""},
+	}
+	for _, req := range requests {
+		r := e.do(req.method, req.path, req.body)
+		r.wantError(t, http.StatusServiceUnavailable, "not_ready",
+			"database unavailable; try again")
+		if strings.Contains(string(r.raw), "127.0.0.1") {
+			t.Errorf("%s %s leaks the cause: %s", req.method, req.path, r.raw)
+		}
+	}
+	e.do(http.MethodGet, "/readyz", "").
+		wantError(t, http.StatusServiceUnavailable, "not_ready", "postgres")
+}

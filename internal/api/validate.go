@@ -27,7 +27,11 @@ const (
 	maxRetries      = 100  // items of a retry list, or max_attempts
 	minTimeout      = time.Second
 	maxTimeout      = time.Minute
+	maxRetryDelay   = 72 * time.Hour // any one delay of a retry policy
 )
+
+// maxRetryDelayText is maxRetryDelay as a client would write it.
+const maxRetryDelayText = "72h"
 
 // endpointCheck validates one field of a request into the endpoint.
 type endpointCheck func(req *endpointRequest, e *db.Endpoint) error
@@ -307,8 +311,12 @@ func checkRetryPolicy(req *endpointRequest, e *db.Endpoint) error {
 	if err := retryBounds(raw); err != nil {
 		return err
 	}
-	if _, err := pipeline.ParseRetryPolicy(raw); err != nil {
+	policy, err := pipeline.ParseRetryPolicy(raw)
+	if err != nil {
 		return invalidField("retry_policy", "%v", err)
+	}
+	if err := retryDelays(raw, policy.Delays); err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil || !utf8.Valid(buf.Bytes()) {
@@ -363,4 +371,46 @@ func retryDecodeError(err error) error {
 		return invalidField("retry_policy."+name, "unknown field")
 	}
 	return invalidField("retry_policy", retryShape)
+}
+
+// retryDelays refuses a delay over maxRetryDelay: an item of a list, the
+// base or max_delay of an object, or a delay the object's schedule grows to.
+func retryDelays(raw []byte, delays []time.Duration) error {
+	if raw[0] == '{' {
+		if err := retryObjectDelays(raw); err != nil {
+			return err
+		}
+	}
+	for i, d := range delays {
+		if d <= maxRetryDelay {
+			continue
+		}
+		if raw[0] == '[' {
+			return invalidField("retry_policy", "delay %d is %s, over the limit of %s",
+				i+1, d, maxRetryDelayText)
+		}
+		return invalidField("retry_policy", "retry %d would wait %s, over the limit of %s: "+
+			"set max_delay to %[3]s or less", i+1, d, maxRetryDelayText)
+	}
+	return nil
+}
+
+// retryObjectDelays checks base and max_delay, which ParseRetryPolicy has
+// already parsed.
+func retryObjectDelays(raw []byte) error {
+	var o retryObject
+	_ = json.Unmarshal(raw, &o)
+	for _, f := range []struct {
+		name  string
+		value *string
+	}{{"base", o.Base}, {"max_delay", o.MaxDelay}} {
+		if f.value == nil {
+			continue
+		}
+		if d, err := time.ParseDuration(*f.value); err == nil && d > maxRetryDelay {
+			return invalidField("retry_policy."+f.name, "is %s, over the limit of %s", d,
+				maxRetryDelayText)
+		}
+	}
+	return nil
 }
