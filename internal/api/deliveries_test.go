@@ -294,3 +294,36 @@ func TestRejectedList(t *testing.T) {
 	e.do(http.MethodGet, "/v1/rejected?cursor="+b64("dlv:3"), "").
 		wantError(t, http.StatusBadRequest, "invalid_request", "cursor")
 }
+
+// TestDeliveryPaginationWhileRowsArrive adds deliveries between pages: the
+// pages already begun neither repeat nor skip a row, and the new rows are on
+// a fresh first page.
+func TestDeliveryPaginationWhileRowsArrive(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t)
+	ctx := context.Background()
+	first, next := h.do(http.MethodGet, "/v1/deliveries?limit=2", "").list(t)
+	h.fanOut(ctx, mustEvent(t, `{"id":"e4","type":"message.read"}`),
+		mustEvent(t, `{"id":"e5","type":"message.read"}`))
+
+	seen := append([]string{}, first...)
+	for next != "" {
+		var ids []string
+		ids, next = h.do(http.MethodGet, "/v1/deliveries?limit=2&cursor="+next, "").list(t)
+		seen = append(seen, ids...)
+	}
+	want := make([]string, 0, len(h.ids))
+	for _, id := range h.ids {
+		want = append(want, id)
+	}
+	sort.Strings(want)
+	got := append([]string{}, seen...)
+	sort.Strings(got)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pages begun before the new rows listed %v, want exactly %v", seen, want)
+	}
+	fresh, _ := h.do(http.MethodGet, "/v1/deliveries?limit=4", "").list(t)
+	if len(fresh) != 4 || mustDeliveryID(t, fresh[0]) <= mustDeliveryID(t, seen[0]) {
+		t.Errorf("a fresh first page %v does not start with the new rows", fresh)
+	}
+}
