@@ -182,7 +182,7 @@ func TestConsumerEnvironment(t *testing.T) {
 		"NATS_URL":                       "nats://nats.internal:4222",
 		"DATABASE_URL":                   "postgres://db/hr",
 		"HOOKRELAY_HTTP_ADDR":            "0.0.0.0:9090",
-		"HOOKRELAY_API_TOKEN":            "tok",
+		"HOOKRELAY_API_TOKEN":            "tok-0123456789abcdef",
 		"HOOKRELAY_ALLOW_CIDRS":          "127.0.0.0/8",
 		"HOOKRELAY_RETRY_SCHEDULE":       "1s,2s",
 		"HOOKRELAY_REQUEST_TIMEOUT":      "3s",
@@ -207,7 +207,7 @@ func TestConsumerEnvironment(t *testing.T) {
 	}
 	fromEnv := config.Consumer{
 		NATSURL: "nats://nats.internal:4222", DatabaseURL: "postgres://db/hr",
-		HTTPAddr: "0.0.0.0:9090", APIToken: "tok", AllowCIDRs: "127.0.0.0/8",
+		HTTPAddr: "0.0.0.0:9090", APIToken: "tok-0123456789abcdef", AllowCIDRs: "127.0.0.0/8",
 		RetrySchedule: "1s,2s", RequestTimeout: 3 * time.Second, Concurrency: 8,
 		EndpointConcurrency: 2, BatchSize: 250, BatchTimeout: 20 * time.Millisecond,
 		MaxEventBytes: 2048, ResponseBodyLimit: 0, Retention: 24 * time.Hour,
@@ -555,5 +555,27 @@ func unsetenv(t *testing.T, env string) {
 	t.Setenv(env, "") // records the old value for restoring
 	if err := os.Unsetenv(env); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestConsumerRefusesWeakOrExtremeSettings(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"api-token":       {"--api-token", "short"},
+		"request-timeout": {"--request-timeout", "100h"},
+		"max-event-bytes": {"--max-event-bytes", "100000000"},
+	}
+	for name, args := range cases {
+		fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
+		var c config.Consumer
+		b := config.NewBinder(fs)
+		c.Bind(b)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		var fe *config.FieldError
+		if err := c.Validate(b); !errors.As(err, &fe) || fe.Setting != name {
+			t.Errorf("%v: err = %v, want a FieldError naming %s", args, err, name)
+		}
 	}
 }
