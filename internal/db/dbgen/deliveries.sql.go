@@ -185,12 +185,26 @@ func (q *Queries) DeliveryListForAttempt(ctx context.Context, db DBTX, ids []int
 }
 
 const deliveryListWindow = `-- name: DeliveryListWindow :many
-WITH bounds AS (
-    SELECT min(id + 0) AS lo, max(id + 0) AS hi
-    FROM deliveries
-    WHERE ($4::timestamptz IS NULL OR created_at >= $4::timestamptz)
-      AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
-      AND ($7::bigint IS NULL OR id < $7::bigint)
+WITH edge AS (
+    SELECT $4::timestamptz AS since, $5::timestamptz AS until,
+           coalesce($7::bigint, 9223372036854775807) AS before
+), bounds AS (
+    SELECT
+        CASE WHEN e.since IS NULL THEN 0 ELSE coalesce(
+            (SELECT min(id + 0) FROM deliveries
+             WHERE created_at >= e.since AND created_at < e.since + interval '1 hour'
+               AND (e.until IS NULL OR created_at < e.until) AND id < e.before),
+            (SELECT min(id + 0) FROM deliveries
+             WHERE created_at >= e.since AND (e.until IS NULL OR created_at < e.until)
+               AND id < e.before)) END AS lo,
+        CASE WHEN e.until IS NULL THEN e.before - 1 ELSE coalesce(
+            (SELECT max(id + 0) FROM deliveries
+             WHERE created_at < e.until AND created_at >= e.until - interval '1 hour'
+               AND (e.since IS NULL OR created_at >= e.since) AND id < e.before),
+            (SELECT max(id + 0) FROM deliveries
+             WHERE created_at < e.until AND (e.since IS NULL OR created_at >= e.since)
+               AND id < e.before)) END AS hi
+    FROM edge e
 )
 SELECT d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.attempt_count, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at, d.completed_at FROM deliveries d
 WHERE d.id >= (SELECT lo FROM bounds) AND d.id <= (SELECT hi FROM bounds)
@@ -213,12 +227,15 @@ type DeliveryListWindowParams struct {
 	BeforeID   *int64
 }
 
-// A page of a list with a time window, exactly, at a cost bounded by the
-// rows of the window instead of the table: the lowest and highest id of the
-// window's rows below the cursor come from deliveries_created alone (index
-// only), then the page is read newest first within that id range. "id + 0"
-// keeps the planner from finding min and max by walking the primary key,
-// which passes every newer row first when the window is old.
+// A page of a list with a time window, exactly, at a bounded cost: the page
+// is read newest first within the id range of the window's rows below the
+// cursor. Ids follow created_at (both are taken as a row is inserted; the
+// time at its transaction's start), so each bound is first looked for among
+// the rows of the hour inside that edge of the window, through
+// deliveries_created alone; only when that hour holds no row is the whole
+// window scanned. A row could escape only through a transaction over an hour
+// long, which hookrelay never holds. "id + 0" keeps the planner from walking
+// the primary key instead.
 func (q *Queries) DeliveryListWindow(ctx context.Context, db DBTX, arg DeliveryListWindowParams) ([]Delivery, error) {
 	rows, err := db.Query(ctx, deliveryListWindow,
 		arg.EndpointID,
