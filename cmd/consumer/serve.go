@@ -41,9 +41,6 @@ type app struct {
 }
 
 func serve(ctx context.Context, cfg config.Consumer, log *zap.Logger) error {
-	if err := checkExposure(cfg.HTTPAddr, cfg.APIToken); err != nil {
-		return err
-	}
 	a, err := start(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -54,24 +51,6 @@ func serve(ctx context.Context, cfg config.Consumer, log *zap.Logger) error {
 	log.Info("shutting down")
 	a.stop()
 	return nil
-}
-
-// checkExposure refuses an admin API reachable beyond loopback without a
-// token.
-func checkExposure(addr, token string) error {
-	if token != "" {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--http-addr %q: %w", addr, err)
-	}
-	ip := net.ParseIP(host)
-	if host == "localhost" || (ip != nil && ip.IsLoopback()) {
-		return nil
-	}
-	return fmt.Errorf("--http-addr %q is not loopback: set HOOKRELAY_API_TOKEN "+
-		"to expose the admin API", addr)
 }
 
 func start(ctx context.Context, cfg config.Consumer, log *zap.Logger) (*app, error) {
@@ -169,12 +148,6 @@ func newSender(cfg config.Consumer) (*dispatch.Guard, *dispatch.Sender, error) {
 	allow, err := dispatch.ParseCIDRs(cfg.AllowCIDRs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--allow-cidrs: %w", err)
-	}
-	for _, p := range allow {
-		if p.Bits() == 0 {
-			return nil, nil, fmt.Errorf("--allow-cidrs: %s would allow every address and "+
-				"turn the guard off; list the networks you mean", p)
-		}
 	}
 	guard := dispatch.NewGuard(allow)
 	sender, err := dispatch.NewSender(guard, dispatch.WithBodyLimit(cfg.ResponseBodyLimit),

@@ -4,13 +4,17 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/dispatch"
 )
 
 // Default values of the settings that several commands share.
@@ -266,7 +270,100 @@ func (c *Consumer) Validate(b *Binder) error {
 			return b.Fail(ch.name, "%s", ch.why)
 		}
 	}
+	return c.validateValues(b)
+}
+
+// validateValues checks the settings whose values have a syntax of their
+// own, so that every bad setting is refused before anything starts.
+func (c *Consumer) validateValues(b *Binder) error {
+	checks := []struct {
+		name  string
+		check func() error
+	}{
+		{"allow-cidrs", func() error { return checkAllow(c.AllowCIDRs) }},
+		{"retry-schedule", func() error { return checkSchedule(c.RetrySchedule) }},
+		{"secret-key", func() error { return checkKey(c.SecretKey) }},
+		{"http-addr", func() error { return checkListen(c.HTTPAddr, c.APIToken != "") }},
+		{"pprof-addr", func() error { return checkPprof(c.PprofAddr) }},
+	}
+	for _, ch := range checks {
+		if err := ch.check(); err != nil {
+			return b.Fail(ch.name, "%v", err)
+		}
+	}
 	return nil
+}
+
+// checkAllow refuses allow lists that would switch the address guard off:
+// no private network is wider than an IPv4 /8 or the IPv6 unique-local /7.
+func checkAllow(s string) error {
+	prefixes, err := dispatch.ParseCIDRs(s)
+	if err != nil {
+		return err
+	}
+	for _, p := range prefixes {
+		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 7) {
+			return fmt.Errorf("%s is wider than any private network and would turn the "+
+				"guard off; list the networks you mean", p)
+		}
+	}
+	return nil
+}
+
+// MaxRetryDelay is the longest delay a retry schedule may hold.
+const MaxRetryDelay = 72 * time.Hour
+
+func checkSchedule(s string) error {
+	delays, err := dispatch.ParseSchedule(s)
+	if err != nil {
+		return err
+	}
+	for _, d := range delays {
+		if d > MaxRetryDelay {
+			return fmt.Errorf("delay %s is longer than %s", d, MaxRetryDelay)
+		}
+	}
+	return nil
+}
+
+func checkKey(key string) error {
+	if key == "" {
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(key)
+	if err != nil || len(raw) != 32 {
+		return errors.New("must be the base64 of 32 bytes (head -c 32 /dev/urandom | base64)")
+	}
+	return nil
+}
+
+// checkListen refuses an admin API reachable beyond loopback without a token.
+func checkListen(addr string, token bool) error {
+	loopback, err := isLoopback(addr)
+	if err != nil || loopback || token {
+		return err
+	}
+	return fmt.Errorf("%q is not loopback: set HOOKRELAY_API_TOKEN to expose the admin API", addr)
+}
+
+func checkPprof(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	loopback, err := isLoopback(addr)
+	if err == nil && !loopback {
+		err = fmt.Errorf("%q must be a loopback address", addr)
+	}
+	return err
+}
+
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("%q is not host:port", addr)
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback()), nil
 }
 
 func validPrefix(p string) bool {

@@ -193,7 +193,7 @@ func TestConsumerEnvironment(t *testing.T) {
 		"HOOKRELAY_MAX_EVENT_BYTES":      "2048",
 		"HOOKRELAY_RESPONSE_BODY_LIMIT":  "0",
 		"HOOKRELAY_RETENTION":            "24h",
-		"HOOKRELAY_SECRET_KEY":           "a2V5",
+		"HOOKRELAY_SECRET_KEY":           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		"HOOKRELAY_PREFIX":               "hr-test",
 		"HOOKRELAY_REPLICAS":             "3",
 		"HOOKRELAY_DISABLE_AFTER":        "0s",
@@ -211,7 +211,7 @@ func TestConsumerEnvironment(t *testing.T) {
 		RetrySchedule: "1s,2s", RequestTimeout: 3 * time.Second, Concurrency: 8,
 		EndpointConcurrency: 2, BatchSize: 250, BatchTimeout: 20 * time.Millisecond,
 		MaxEventBytes: 2048, ResponseBodyLimit: 0, Retention: 24 * time.Hour,
-		SecretKey: "a2V5", Prefix: "hr-test", Replicas: 3, DisableAfter: 0,
+		SecretKey: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", Prefix: "hr-test", Replicas: 3, DisableAfter: 0,
 		SecretGrace: time.Hour, ShutdownTimeout: 0,
 		LogFormat: "console", LogLevel: "debug",
 	}
@@ -228,8 +228,9 @@ func TestConsumerEnvironment(t *testing.T) {
 			c.NATSURL, c.BatchSize, c.BatchTimeout = "nats://flag:4222", 7, time.Millisecond
 			c.Retention, c.LogFormat, c.Prefix = 2*time.Hour, "json", "flag"
 		}},
-		{"an empty flag wins over a variable", []string{"--api-token="}, func(c *config.Consumer) {
-			c.APIToken = ""
+		{"an empty flag wins over a variable", []string{"--api-token=",
+			"--http-addr=127.0.0.1:9090"}, func(c *config.Consumer) {
+			c.APIToken, c.HTTPAddr = "", "127.0.0.1:9090"
 		}},
 	}
 	for _, tt := range tests {

@@ -46,8 +46,8 @@ type RetentionStats struct {
 // deletes at most BatchSize rows found through an index, and a pass ends
 // when a batch deletes fewer. Deliveries go first, with their attempts;
 // then the events that have no delivery left; then rejected messages. A
-// delivery still pending when it passes the age goes too, and with it its
-// remaining retries (a task whose delivery is gone is dropped).
+// delivery still pending is kept whatever its age, so retention never ends
+// a retry.
 type Retention struct {
 	store *Store
 	cfg   RetentionConfig
