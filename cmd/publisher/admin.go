@@ -418,9 +418,15 @@ func (t *table) flush() error {
 }
 
 // end flushes a list and says how many rows it showed and how to go on.
+// singular names one row of a table.
+var singular = map[string]string{"endpoints": "endpoint", "deliveries": "delivery"}
+
 func (t *table) end(n int, what string, next *string) error {
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if one, ok := singular[what]; ok && n == 1 {
+		what = one
 	}
 	if next != nil && *next != "" {
 		_, err := fmt.Fprintf(t.out, "%d %s shown; next page: --cursor %s\n", n, what, *next)

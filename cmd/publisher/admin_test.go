@@ -153,10 +153,10 @@ func TestEndpointsList(t *testing.T) {
 	}
 
 	r = a.admin(t, "endpoints", "list", "--limit", "1")
-	wantLines(t, r.stdout, "ep_b", "1 endpoints shown; next page: --cursor ")
+	wantLines(t, r.stdout, "ep_b", "1 endpoint shown; next page: --cursor ")
 	cursor := strings.TrimSpace(r.stdout[strings.LastIndex(r.stdout, "--cursor ")+9:])
 	r = a.admin(t, "endpoints", "list", "--limit", "1", "--cursor", cursor)
-	wantLines(t, r.stdout, "ep_a", "1 endpoints\n")
+	wantLines(t, r.stdout, "ep_a", "1 endpoint\n")
 }
 
 func TestDeliveriesList(t *testing.T) {
@@ -180,11 +180,11 @@ func TestDeliveriesList(t *testing.T) {
 
 	r = a.admin(t, "deliveries", "list", "--status", "failed")
 	if r.code != exitOK || !strings.Contains(r.stdout, a.ids["e1/ep_a"]) ||
-		!strings.HasSuffix(r.stdout, "\n1 deliveries\n") {
+		!strings.HasSuffix(r.stdout, "\n1 delivery\n") {
 		t.Errorf("--status failed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = a.admin(t, "deliveries", "list", "--endpoint-id", "ep_b", "--event-id", "e2")
-	if !strings.Contains(r.stdout, a.ids["e2/ep_b"]) || !strings.HasSuffix(r.stdout, "\n1 deliveries\n") {
+	if !strings.Contains(r.stdout, a.ids["e2/ep_b"]) || !strings.HasSuffix(r.stdout, "\n1 delivery\n") {
 		t.Errorf("--endpoint-id ep_b --event-id e2:\n%s", r.stdout)
 	}
 	r = a.admin(t, "deliveries", "list", "--limit", "2")
