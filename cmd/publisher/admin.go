@@ -164,8 +164,29 @@ func (f queryFlag) String() string {
 }
 
 func (f queryFlag) Set(s string) error {
+	if check, ok := flagChecks[f.name]; ok {
+		if err := check(s); err != nil {
+			return err
+		}
+	}
 	f.q.Set(f.name, s)
 	return nil
+}
+
+// flagChecks refuse, as usage errors, values the API would refuse.
+var flagChecks = map[string]func(string) error{
+	"active": func(s string) error {
+		if s != "true" && s != "false" {
+			return errors.New("must be true or false")
+		}
+		return nil
+	},
+	"limit": func(s string) error {
+		if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 500 {
+			return errors.New("must be a number from 1 to 500")
+		}
+		return nil
+	},
 }
 
 func queryFlags(fs *flag.FlagSet, q url.Values, names ...string) {

@@ -317,3 +317,18 @@ func TestAdminSettingsFromEnvironment(t *testing.T) {
 	}
 	wantLines(t, r.stdout, "ep_a", "ep_b")
 }
+
+func TestAdminFlagValuesTheAPIWouldRefuseAreUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"endpoints", "list", "--active", "maybe"},
+		{"deliveries", "list", "--limit", "0"},
+		{"deliveries", "list", "--limit", "x"},
+	} {
+		// The API is never reached: the URL's port has nothing behind it.
+		r := runArgs(t, "", append(args, "--api-url", "http://127.0.0.1:1")...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "invalid value") {
+			t.Errorf("%v: exit %d, stderr %q; want a usage error", args, r.code, r.stderr)
+		}
+	}
+}
