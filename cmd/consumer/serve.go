@@ -105,7 +105,9 @@ func (a *app) connect(ctx context.Context, cfg config.Consumer) error {
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("hookrelay-consumer"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			a.log.Warn("nats disconnected", zap.Error(err))
+			if err != nil { // nil when we close the connection ourselves
+				a.log.Warn("nats disconnected", zap.Error(err))
+			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("nats reconnected") }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
