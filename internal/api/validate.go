@@ -14,7 +14,6 @@ import (
 	"github.com/hookrelay/hookrelay/internal/db"
 	"github.com/hookrelay/hookrelay/internal/dispatch"
 	"github.com/hookrelay/hookrelay/internal/event"
-	"github.com/hookrelay/hookrelay/internal/pipeline"
 )
 
 // Limits on endpoint fields.
@@ -27,10 +26,9 @@ const (
 	maxRetries      = 100  // items of a retry list, or max_attempts
 	minTimeout      = time.Second
 	maxTimeout      = time.Minute
-	maxRetryDelay   = 72 * time.Hour // any one delay of a retry policy
 )
 
-// maxRetryDelayText is maxRetryDelay as a client would write it.
+// maxRetryDelayText is dispatch.MaxRetryDelay as a client would write it.
 const maxRetryDelayText = "72h"
 
 // endpointCheck validates one field of a request into the endpoint.
@@ -311,7 +309,7 @@ func checkRetryPolicy(req *endpointRequest, e *db.Endpoint) error {
 	if err := retryBounds(raw); err != nil {
 		return err
 	}
-	policy, err := pipeline.ParseRetryPolicy(raw)
+	policy, err := dispatch.ParseRetryPolicy(raw)
 	if err != nil {
 		return invalidField("retry_policy", "%v", err)
 	}
@@ -373,7 +371,7 @@ func retryDecodeError(err error) error {
 	return invalidField("retry_policy", retryShape)
 }
 
-// retryDelays refuses a delay over maxRetryDelay: an item of a list, the
+// retryDelays refuses a delay over dispatch.MaxRetryDelay: an item of a list, the
 // base or max_delay of an object, or a delay the object's schedule grows to.
 func retryDelays(raw []byte, delays []time.Duration) error {
 	if raw[0] == '{' {
@@ -382,7 +380,7 @@ func retryDelays(raw []byte, delays []time.Duration) error {
 		}
 	}
 	for i, d := range delays {
-		if d <= maxRetryDelay {
+		if d <= dispatch.MaxRetryDelay {
 			continue
 		}
 		if raw[0] == '[' {
@@ -407,7 +405,7 @@ func retryObjectDelays(raw []byte) error {
 		if f.value == nil {
 			continue
 		}
-		if d, err := time.ParseDuration(*f.value); err == nil && d > maxRetryDelay {
+		if d, err := time.ParseDuration(*f.value); err == nil && d > dispatch.MaxRetryDelay {
 			return invalidField("retry_policy."+f.name, "is %s, over the limit of %s", d,
 				maxRetryDelayText)
 		}

@@ -310,17 +310,14 @@ func checkAllow(s string) error {
 	return nil
 }
 
-// MaxRetryDelay is the longest delay a retry schedule may hold.
-const MaxRetryDelay = 72 * time.Hour
-
 func checkSchedule(s string) error {
 	delays, err := dispatch.ParseSchedule(s)
 	if err != nil {
 		return err
 	}
 	for _, d := range delays {
-		if d > MaxRetryDelay {
-			return fmt.Errorf("delay %s is longer than %s", d, MaxRetryDelay)
+		if d > dispatch.MaxRetryDelay {
+			return fmt.Errorf("delay %s is longer than %s", d, dispatch.MaxRetryDelay)
 		}
 	}
 	return nil

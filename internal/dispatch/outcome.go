@@ -47,17 +47,25 @@ func ParseSchedule(s string) ([]time.Duration, error) {
 	items := strings.Split(s, ",")
 	out := make([]time.Duration, 0, len(items))
 	for _, item := range items {
-		item = strings.TrimSpace(item)
-		d, err := time.ParseDuration(item)
+		d, err := parseDelay(strings.TrimSpace(item))
 		if err != nil {
-			return nil, fmt.Errorf("%w: item %q: %w", ErrInvalidSchedule, item, err)
-		}
-		if d < 0 {
-			return nil, fmt.Errorf("%w: item %q is negative", ErrInvalidSchedule, item)
+			return nil, err
 		}
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// parseDelay reads one delay of a schedule: a Go duration, not negative.
+func parseDelay(item string) (time.Duration, error) {
+	d, err := time.ParseDuration(item)
+	if err != nil {
+		return 0, fmt.Errorf("%w: item %q: %w", ErrInvalidSchedule, item, err)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%w: item %q is negative", ErrInvalidSchedule, item)
+	}
+	return d, nil
 }
 
 // ExponentialPolicy returns a policy of maxAttempts attempts whose delays

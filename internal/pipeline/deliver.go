@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -316,74 +314,14 @@ func (p *Pipeline) logAttempt(j *job, res db.Result, d dispatch.Decision) {
 	j.log.Info("delivery attempt", fields...)
 }
 
-// retryOverride is an endpoint's own retry policy: a list of delays, or
-// exponential backoff.
-type retryOverride struct {
-	Base        string  `json:"base"`
-	Multiplier  float64 `json:"multiplier"`
-	MaxDelay    string  `json:"max_delay"`
-	MaxAttempts int     `json:"max_attempts"`
-}
-
 func (p *Pipeline) policyFor(e *db.Endpoint, log *zap.Logger) dispatch.Policy {
 	if len(e.RetryPolicy) == 0 || string(e.RetryPolicy) == "null" {
 		return p.cfg.Policy
 	}
-	pol, err := ParseRetryPolicy(e.RetryPolicy)
+	pol, err := dispatch.ParseRetryPolicy(e.RetryPolicy)
 	if err != nil {
 		log.Warn("unusable retry policy; using the default", zap.Error(err))
 		return p.cfg.Policy
 	}
 	return pol
-}
-
-// ParseRetryPolicy reads an endpoint's retry override: a JSON list of Go
-// durations (one per retry), or {"base", "multiplier", "max_delay",
-// "max_attempts"}. Zero values mean zero, not the default.
-func ParseRetryPolicy(raw json.RawMessage) (dispatch.Policy, error) {
-	var list []string
-	if json.Unmarshal(raw, &list) == nil {
-		return scheduleFromList(list)
-	}
-	var o retryOverride
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return dispatch.Policy{}, err
-	}
-	return exponential(o)
-}
-
-func scheduleFromList(list []string) (dispatch.Policy, error) {
-	pol := dispatch.DefaultPolicy()
-	pol.Delays = make([]time.Duration, len(list))
-	for i, s := range list {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return dispatch.Policy{}, fmt.Errorf("%w: %q", dispatch.ErrInvalidSchedule, s)
-		}
-		pol.Delays[i] = d
-	}
-	return pol, nil
-}
-
-func exponential(o retryOverride) (dispatch.Policy, error) {
-	base, err := optDuration(o.Base)
-	if err != nil {
-		return dispatch.Policy{}, err
-	}
-	maxDelay, err := optDuration(o.MaxDelay)
-	if err != nil {
-		return dispatch.Policy{}, err
-	}
-	return dispatch.ExponentialPolicy(base, o.Multiplier, maxDelay, o.MaxAttempts), nil
-}
-
-func optDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%w: %q", dispatch.ErrInvalidSchedule, s)
-	}
-	return d, nil
 }
