@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -153,22 +154,29 @@ func (p *Pipeline) start(j *job) {
 // keepAlive tells JetStream the task is still being worked on, every third
 // of AckWait, until the returned stop is called: an endpoint's own timeout
 // (up to a minute) or a wait for its slots can outlast AckWait, and the task
-// must not be handed to another worker meanwhile.
+// must not be handed to another worker meanwhile. A timer, not a goroutine:
+// most attempts end long before it fires.
 func (p *Pipeline) keepAlive(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(p.cfg.ackWait() / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	every := p.cfg.ackWait() / 3
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		_ = msg.InProgress()
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(every)
 		}
-	}()
-	return func() { close(done) }
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }
 
 func (p *Pipeline) releaseHeld() { <-p.held }
