@@ -204,7 +204,7 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 	res := result(j, started, resp, d)
 	metricAttemptSeconds.Observe(time.Since(started).Seconds())
 
-	recorded, err := p.writer.record(p.attemptCtx, res)
+	recorded, err := p.writer.record(res)
 	if err != nil {
 		// The attempt happened but is not on record: it will be made again,
 		// and the endpoint is not charged for our failure.

@@ -20,6 +20,7 @@ type limiter struct {
 	latency  map[string]time.Duration // moving average of attempt durations
 	rates    map[string]*rate.Limiter // endpoints with a rate_limit
 	booked   map[int64]time.Time      // deliveries sent away until their slot
+	pruned   time.Time                // when booked was last pruned
 }
 
 type endpointSlots struct {
@@ -107,10 +108,11 @@ func (l *limiter) overRate(ep string, id int64, perSecond *int) time.Duration {
 // prune forgets slots booked for tasks that never came back (their delivery
 // ended elsewhere), once there are many. The caller holds mu.
 func (l *limiter) prune() {
-	if len(l.booked) < 10000 {
+	if len(l.booked) < 10000 || time.Since(l.pruned) < time.Minute {
 		return
 	}
-	stale := time.Now().Add(-time.Minute)
+	l.pruned = time.Now()
+	stale := l.pruned.Add(-time.Minute)
 	for id, at := range l.booked {
 		if at.Before(stale) {
 			delete(l.booked, id)

@@ -58,9 +58,10 @@ func (w *writer) stop() {
 	})
 }
 
-// record submits res and waits until it is written. recorded is false when
-// the attempt was not the delivery's next one (someone recorded it first).
-func (w *writer) record(ctx context.Context, res db.Result) (bool, error) {
+// record submits res and waits until it is written, also at shutdown: the
+// write's outcome decides the task's ack. recorded is false when the attempt
+// was not the delivery's next one (someone recorded it first).
+func (w *writer) record(res db.Result) (bool, error) {
 	r := &record{res: res, done: make(chan struct{})}
 	w.mu.RLock()
 	if w.closed {
@@ -69,14 +70,8 @@ func (w *writer) record(ctx context.Context, res db.Result) (bool, error) {
 	}
 	w.in <- r
 	w.mu.RUnlock()
-
-	select {
-	case <-r.done:
-		return r.recorded, r.err
-	case <-ctx.Done():
-		<-r.done // the write is under way; its outcome decides the ack
-		return r.recorded, r.err
-	}
+	<-r.done
+	return r.recorded, r.err
 }
 
 func (w *writer) run() {
