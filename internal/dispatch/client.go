@@ -278,7 +278,7 @@ func (s *Sender) permitted(ips []netip.Addr) ([]netip.Addr, error) {
 
 func (s *Sender) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip}, nil
+		return []netip.Addr{ip.Unmap()}, nil
 	}
 	ips, err := s.resolve(ctx, host)
 	if err != nil {
@@ -298,7 +298,7 @@ func (s *Sender) dialFirst(ctx context.Context, network string, ips []netip.Addr
 	d := &net.Dialer{Control: s.control}
 	var lastErr error
 	for _, ip := range ips {
-		conn, err := d.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		conn, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
 		if err == nil {
 			return conn, nil
 		}
@@ -318,6 +318,7 @@ func (s *Sender) control(_, address string, _ syscall.RawConn) error {
 }
 
 // Send POSTs req.Body to req.URL and reads the response within req.Timeout.
+// It sets Content-Type and User-Agent in req.Header.
 // Redirects are returned, not followed. On failure the returned Response
 // still carries Duration.
 func (s *Sender) Send(ctx context.Context, req Request) (Response, error) {
@@ -342,9 +343,8 @@ func (s *Sender) do(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	hreq.Header = req.Header.Clone()
-	if hreq.Header == nil {
-		hreq.Header = make(http.Header)
+	if req.Header != nil {
+		hreq.Header = req.Header // built afresh for each attempt: no copy needed
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("User-Agent", s.userAgent)
