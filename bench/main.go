@@ -45,6 +45,7 @@ type options struct {
 	consumers   int
 	concurrency int
 	workDir     string
+	only        string
 }
 
 func main() {
@@ -59,6 +60,8 @@ func main() {
 	flag.IntVar(&o.consumers, "consumers", 1, "consumer processes")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "HOOKRELAY_CONCURRENCY of each consumer")
 	flag.StringVar(&o.workDir, "dir", ".bench", "working directory for binaries and logs")
+	flag.StringVar(&o.only, "only", "",
+		"comma-separated scenarios to run (throughput, fanout, steady, healthy, mixed); all when empty")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,8 +43,8 @@ func (p *publisher) publish(typ string) error {
 	body := fmt.Sprintf(`{"id":%q,"type":%q,"timestamp":%d,"data":{"messageId":"msg_%d",`+
 		`"providerId":"solapi","type":"SMS","to":"010-****-0344","status":"SENT",`+
 		`"text":"예약 알림: 내일 오후 3시 & 장소 <서울역 2층>"},"metadata":{"providerId":"solapi",`+
-		`"channelId":"ch_sms","messageId":"msg_%d","organizationId":"org_17"},"version":"1.0"}`,
-		id, typ, time.Now().UnixMilli(), p.seq, p.seq)
+		`"channelId":"ch_%d","messageId":"msg_%d","organizationId":"org_17"},"version":"1.0"}`,
+		id, typ, time.Now().UnixMilli(), p.seq, p.seq%channels, p.seq)
 	m := nats.NewMsg(p.names.EventSubject(typ))
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Data = []byte(body)
@@ -89,6 +91,24 @@ func (e *benchEnv) register(n int, types []string, path string) error {
 	return e.registerAt(e.recvURL, n, types, path)
 }
 
+// channels is how many channels the generated events are spread over
+// (metadata.channelId ch_0 … ch_7).
+const channels = 8
+
+// registerByChannel subscribes one endpoint per channel to types, each
+// filtered to its channel: every event goes to exactly one of them.
+func (e *benchEnv) registerByChannel(types []string, path string) error {
+	for i := range channels {
+		body := map[string]any{"url": fmt.Sprintf("%s/%s%d", e.recvURL, path, i),
+			"event_types": types, "secret": e.secret,
+			"filters": map[string]any{"channel_id": []string{fmt.Sprintf("ch_%d", i)}}}
+		if err := postJSON(e.apiURLs[0]+"/v1/endpoints", body, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (e *benchEnv) registerAt(base string, n int, types []string, path string) error {
 	for i := range n {
 		body := map[string]any{"url": fmt.Sprintf("%s/%s%d", base, path, i),
@@ -118,7 +138,7 @@ func runScenarios(e *benchEnv, o options) error {
 		return err
 	}
 	defer pub.nc.Close()
-	if err := e.register(1, []string{"message.*"}, "one"); err != nil {
+	if err := e.registerByChannel([]string{"message.*"}, "one"); err != nil {
 		return err
 	}
 	if err := e.register(100, []string{"bench.fanout"}, "fan"); err != nil {
@@ -129,10 +149,17 @@ func runScenarios(e *benchEnv, o options) error {
 	}
 
 	var results []result
-	for _, sc := range []func(*benchEnv, *publisher, options) (result, error){
-		throughput, fanout, steadyLatency, healthyOnly, mixed,
+	for _, sc := range []struct {
+		key string
+		run func(*benchEnv, *publisher, options) (result, error)
+	}{
+		{"throughput", throughput}, {"fanout", fanout}, {"steady", steadyLatency},
+		{"healthy", healthyOnly}, {"mixed", mixed},
 	} {
-		r, err := sc(e, pub, o)
+		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), sc.key) {
+			continue
+		}
+		r, err := sc.run(e, pub, o)
 		if err != nil {
 			return err
 		}

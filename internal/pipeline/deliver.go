@@ -204,7 +204,7 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 	res := result(j, started, resp, d)
 	metricAttemptSeconds.Observe(time.Since(started).Seconds())
 
-	recorded, err := p.writer.record(res)
+	recorded, err := p.attemptLog.submit(res)
 	if err != nil {
 		// The attempt happened but is not on record: it will be made again,
 		// and the endpoint is not charged for our failure.
@@ -255,13 +255,6 @@ func signingSecrets(e *db.Endpoint, now time.Time) []string {
 }
 
 func result(j *job, started time.Time, resp dispatch.Response, d dispatch.Decision) db.Result {
-	status := db.StatusPending
-	switch d.Outcome {
-	case dispatch.OutcomeSucceeded:
-		status = db.StatusSucceeded
-	case dispatch.OutcomeFailed, dispatch.OutcomeGone:
-		status = db.StatusFailed
-	}
 	return db.Result{
 		EndpointID: j.target.Endpoint.ID,
 		Attempt: db.Attempt{
@@ -269,9 +262,21 @@ func result(j *job, started time.Time, resp dispatch.Response, d dispatch.Decisi
 			Duration: time.Since(started), StatusCode: resp.StatusCode,
 			ResponseBody: string(resp.Body), Error: d.Error,
 		},
-		Status:      status,
+		Status:      statusAfter(d.Outcome),
 		NextAttempt: time.Now().Add(d.Delay), // the delay counts from the attempt's end
 	}
+}
+
+// statusAfter is a delivery's status after an attempt with outcome o:
+// pending when a retry follows.
+func statusAfter(o dispatch.Outcome) string {
+	switch o {
+	case dispatch.OutcomeSucceeded:
+		return db.StatusSucceeded
+	case dispatch.OutcomeFailed, dispatch.OutcomeGone:
+		return db.StatusFailed
+	}
+	return db.StatusPending
 }
 
 // settle acks a task whose delivery ended, or publishes the task of the
@@ -279,7 +284,7 @@ func result(j *job, started time.Time, resp dispatch.Response, d dispatch.Decisi
 func (p *Pipeline) settle(j *job, res db.Result, d dispatch.Decision) {
 	metricDeliveries.WithLabelValues(d.Outcome.String()).Inc()
 	if d.Outcome == dispatch.OutcomeGone {
-		p.disableGone(j)
+		p.disableEndpoint(j.target.Endpoint.ID, j.log)
 	}
 	if res.Status != db.StatusPending {
 		_ = j.msg.Ack()
@@ -298,12 +303,12 @@ func (p *Pipeline) settle(j *job, res db.Result, d dispatch.Decision) {
 	_ = j.msg.Ack()
 }
 
-func (p *Pipeline) disableGone(j *job) {
+// disableEndpoint disables an endpoint that answered 410 Gone.
+func (p *Pipeline) disableEndpoint(id string, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	err := p.store.DisableEndpoint(ctx, j.target.Endpoint.ID, "endpoint answered 410 Gone")
-	if err != nil {
-		j.log.Error("disable endpoint after 410", zap.Error(err))
+	if err := p.store.DisableEndpoint(ctx, id, "endpoint answered 410 Gone"); err != nil {
+		log.Error("disable endpoint after 410", zap.Error(err))
 	}
 }
 

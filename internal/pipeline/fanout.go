@@ -27,8 +27,9 @@ const rejectHeadBytes = 512
 const opTimeout = 10 * time.Second
 
 // fanOut handles one batch of events: refused messages are recorded and
-// terminated, valid ones recorded with their deliveries, and every message
-// is acked only once its deliveries are committed and their tasks stored.
+// terminated; valid ones are recorded with one statement for the batch and
+// then each goes its own way (fanout_event.go), acked once its deliveries
+// are recorded and their tasks stored.
 func (p *Pipeline) fanOut(batch []jetstream.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -37,16 +38,54 @@ func (p *Pipeline) fanOut(batch []jetstream.Msg) {
 	if len(valid) == 0 {
 		return
 	}
-	if err := p.fanOutValid(ctx, valid); err != nil {
-		p.log.Error("fan out batch; returning it for redelivery",
+	valid, msgs = p.firstOfEachID(valid, msgs)
+	claimed, endpoints, err := p.claim(ctx, valid)
+	if err != nil {
+		p.log.Error("record events; returning them for redelivery",
 			zap.Int("events", len(valid)), zap.Error(err))
 		nakAll(msgs, retryOwnFailure)
 		return
 	}
-	for _, m := range msgs {
-		_ = m.Ack()
+	targets := make(map[string][]db.Claimed, len(valid))
+	for _, c := range claimed {
+		targets[c.EventID] = append(targets[c.EventID], c)
 	}
-	metricEventsFannedOut.Add(float64(len(valid)))
+	for i, ev := range valid {
+		p.dispatchEvent(msgs[i], ev, targets[ev.ID], endpoints)
+	}
+}
+
+// firstOfEachID acks the messages that repeat an event id already in the
+// batch: the first message carries the event, and comes back if it fails.
+func (p *Pipeline) firstOfEachID(valid []*event.Event, msgs []jetstream.Msg) (
+	[]*event.Event, []jetstream.Msg) {
+	seen := make(map[string]bool, len(valid))
+	n := 0
+	for i, ev := range valid {
+		if seen[ev.ID] {
+			_ = msgs[i].Ack()
+			continue
+		}
+		seen[ev.ID] = true
+		valid[n], msgs[n] = ev, msgs[i]
+		n++
+	}
+	return valid[:n], msgs[:n]
+}
+
+// claim records the batch's events and returns where each goes, with the
+// endpoints it names.
+func (p *Pipeline) claim(ctx context.Context, valid []*event.Event) (
+	[]db.Claimed, map[string]cachedEndpoint, error) {
+	claimed, err := p.store.Claim(ctx, valid)
+	if err != nil {
+		return nil, nil, err
+	}
+	endpoints, err := p.endpoints.resolve(ctx, claimed)
+	if err != nil {
+		return nil, nil, err
+	}
+	return claimed, endpoints, nil
 }
 
 // screen parses each message, settles the invalid ones and returns the rest.
@@ -102,18 +141,6 @@ func head(b []byte) string {
 func storable(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
-}
-
-func (p *Pipeline) fanOutValid(ctx context.Context, valid []*event.Event) error {
-	pending, err := p.store.FanOut(ctx, valid)
-	if err != nil {
-		return err
-	}
-	tasks := make([]stream.Task, len(pending))
-	for i, d := range pending {
-		tasks[i] = stream.Task{DeliveryID: d.DeliveryID, Attempt: 1}
-	}
-	return p.publishTasks(ctx, tasks)
 }
 
 // publishTasks stores tasks on the deliveries stream and waits until

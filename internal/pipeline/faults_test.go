@@ -340,20 +340,23 @@ func TestRepublishedEventDeliveredOnce(t *testing.T) {
 			b.publishOne(b.names.EventSubject("message.sent"), id+"#again", goodEvent(id, 1))
 			b.start(pipeline.Config{})
 		}},
-		{"while the first is pending", func(b *bundle, id string) {
+		{"while the first attempt is in flight", func(b *bundle, id string) {
 			hold := make(chan struct{})
 			b.recv.mu.Lock()
 			b.recv.hold["/all"] = hold
 			b.recv.mu.Unlock()
-			b.start(pipeline.Config{})
+			// The second copy's delivery waits until the first copy's try
+			// could no longer be running (AckWait: 2×3s+10s).
+			b.start(pipeline.Config{RequestTimeout: 3 * time.Second})
 			b.publishOne(b.names.EventSubject("message.sent"), id, goodEvent(id, 1))
-			eventually(b.t, 30*time.Second, "first copy fanned out", func() bool {
-				return b.count("ep_all", db.StatusPending) == 1
+			eventually(b.t, 30*time.Second, "first attempt in flight", func() bool {
+				return b.recv.holding("/all") == 1
 			})
 			b.publishOne(b.names.EventSubject("message.sent"), id+"#again", goodEvent(id, 1))
 			eventually(b.t, 30*time.Second, "second copy handled", func() bool {
 				info := b.consumerInfo(b.names.EventsStream(), stream.FanoutConsumer)
-				return info.NumPending == 0 && info.NumAckPending == 0
+				return info.NumPending == 0 && info.NumAckPending == 1 &&
+					b.count("ep_all", db.StatusPending) == 1
 			})
 			close(hold)
 		}},

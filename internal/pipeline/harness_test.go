@@ -171,6 +171,7 @@ type receiver struct {
 	bad     int
 	status  map[string]int // path → status to answer (default 200)
 	hold    map[string]chan struct{}
+	held    map[string]int // path → requests waiting on its hold
 	last    map[string]request
 	body    map[string]string // path → response body
 }
@@ -184,7 +185,7 @@ type request struct {
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{t: t, secrets: map[string]string{}, got: map[string]map[string]int{},
 		status: map[string]int{}, hold: map[string]chan struct{}{},
-		last: map[string]request{}}
+		held: map[string]int{}, last: map[string]request{}}
 	srv := httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(srv.Close)
 	r.url = srv.URL
@@ -204,9 +205,17 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	answer := r.body[req.URL.Path]
 	r.mu.Unlock()
 	if hold != nil {
+		r.mu.Lock()
+		r.held[req.URL.Path]++
+		r.mu.Unlock()
 		select {
 		case <-hold:
 		case <-req.Context().Done():
+		}
+		r.mu.Lock()
+		r.held[req.URL.Path]--
+		r.mu.Unlock()
+		if req.Context().Err() != nil {
 			return
 		}
 	}
@@ -244,6 +253,13 @@ func (r *receiver) ids(path string) map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// holding returns how many requests to path wait on its hold.
+func (r *receiver) holding(path string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held[path]
 }
 
 func (r *receiver) badSignatures() int {

@@ -41,9 +41,11 @@ func TestFailingEndpointsDoNotHoldBackAHealthyOne(t *testing.T) {
 	eventually(t, 10*time.Second, "the healthy endpoint's history", func() bool {
 		return b.count(healthy.ID, db.StatusSucceeded) == n
 	})
-	if got := b.count(hanging.ID, db.StatusPending); got != n {
-		t.Errorf("hanging endpoint: %d pending deliveries, want all %d", got, n)
-	}
+	// A first attempt is recorded when it ends: the hanging endpoint's
+	// attempts in flight appear once they time out, pending a retry.
+	eventually(t, 30*time.Second, "every delivery to the hanging endpoint pending", func() bool {
+		return b.count(hanging.ID, db.StatusPending) == n
+	})
 	eventually(t, 30*time.Second, "the failing endpoint to have retries waiting", func() bool {
 		var retrying int
 		_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM deliveries WHERE endpoint_id = $1

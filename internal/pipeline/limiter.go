@@ -24,8 +24,9 @@ type limiter struct {
 }
 
 type endpointSlots struct {
-	sem   chan struct{}
-	users int // in flight plus waiting
+	sem      chan struct{}
+	users    int       // in flight plus waiting
+	lastDone time.Time // when an attempt last ended
 }
 
 // ticket is a task admitted to its endpoint's slots.
@@ -58,8 +59,56 @@ func (l *limiter) enter(id string) (*ticket, bool) {
 	return &ticket{l: l, id: id, slots: e}, true
 }
 
+// enterInline admits a first attempt that the fan-out stage would make
+// itself, whose event waits for it: only to an endpoint that answers fast
+// (recent attempts under slow), is not stuck (with every slot taken, one
+// attempt ended within slow), and has fewer than queue attempts waiting.
+// The caller waits for the slot (ticket.wait) as for any other task. When
+// it refuses, it says why.
+func (l *limiter) enterInline(id string, slow time.Duration, queue int) (*ticket, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.latency[id] >= slow {
+		return nil, "slow"
+	}
+	e := l.eps[id]
+	if e == nil {
+		e = &endpointSlots{sem: make(chan struct{}, l.inFlight), lastDone: time.Now()}
+		l.eps[id] = e
+	}
+	if e.users >= l.inFlight+queue {
+		return nil, "queue_full"
+	}
+	if e.users >= l.inFlight && time.Since(e.lastDone) >= slow {
+		return nil, "stuck"
+	}
+	e.users++
+	return &ticket{l: l, id: id, slots: e}, ""
+}
+
 // wait blocks until the ticket's endpoint has a free slot.
 func (t *ticket) wait() { t.slots.sem <- struct{}{} }
+
+// waitFor waits up to d for a free slot. When none came, the ticket is
+// given up and false returned.
+func (t *ticket) waitFor(d time.Duration) bool {
+	select {
+	case t.slots.sem <- struct{}{}:
+		return true
+	default:
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case t.slots.sem <- struct{}{}:
+		return true
+	case <-timer.C:
+		t.l.mu.Lock()
+		defer t.l.mu.Unlock()
+		t.l.leave(t)
+		return false
+	}
+}
 
 // done frees the slot and records how long the attempt took.
 func (t *ticket) done(took time.Duration) {
@@ -68,6 +117,12 @@ func (t *ticket) done(took time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.latency[t.id] = (l.latency[t.id]*7 + took) / 8
+	t.slots.lastDone = time.Now()
+	l.leave(t)
+}
+
+// leave drops t from its endpoint's users. The caller holds mu.
+func (l *limiter) leave(t *ticket) {
 	if t.slots.users--; t.slots.users == 0 {
 		delete(l.eps, t.id)
 	}

@@ -31,11 +31,18 @@ var (
 		Name: "hookrelay_endpoint_throttled_total",
 		Help: "Tasks returned for later because their endpoint was at its concurrency cap.",
 	})
-	metricWriterBatch = promauto.NewHistogram(prometheus.HistogramOpts{
-		Name:    "hookrelay_history_writer_batch_size",
-		Help:    "Attempt records written per round trip.",
+	metricHandedOn = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookrelay_fanout_handed_on_total",
+		Help: "First attempts the fan-out stage left to the delivery stage, by reason: " +
+			"slow, queue_full, stuck or busy (the endpoint), rate_limit, secret (unreadable), " +
+			"recorded_before (a repeated or redelivered event).",
+	}, []string{"reason"})
+	metricWriterBatch = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "hookrelay_history_writer_batch_size",
+		Help: "Records written per round trip, by writer: attempts (the delivery stage's) " +
+			"or deliveries (fanned-out events, one record per event).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
-	})
+	}, []string{"writer"})
 
 	// Polled by Monitor (metrics_lag.go).
 	metricConsumerPending = promauto.NewGaugeVec(prometheus.GaugeOpts{

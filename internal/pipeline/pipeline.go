@@ -90,12 +90,20 @@ type Pipeline struct {
 	sender *dispatch.Sender
 	log    *zap.Logger
 
-	writer  *writer
-	limiter *limiter
-	slots   chan struct{}
+	attemptLog  *writer[db.Result, bool]
+	deliveryLog *writer[[]db.NewDelivery, []int64]
+	endpoints   *endpointCache
+	limiter     *limiter
+	slots       chan struct{}
 	// held counts tasks admitted to an attempt and not yet settled; when it
 	// is full the delivery stage stops pulling.
-	held     chan struct{}
+	held chan struct{}
+	// inFlight counts fanned-out events not yet settled; when it is full
+	// the fan-out stage stops pulling.
+	inFlight chan struct{}
+	// inline counts first attempts the fan-out stage has taken on, waiting
+	// or running; when it is full the fan-out stage stops pulling.
+	inline   chan struct{}
 	attempts sync.WaitGroup
 
 	stopOnce sync.Once
@@ -114,11 +122,15 @@ func New(cfg Config, js jetstream.JetStream, store *db.Store, sender *dispatch.S
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pipeline{
 		cfg: cfg, js: js, store: store, sender: sender, log: log,
-		writer:   newWriter(store, cfg.BatchSize*4, cfg.BatchTimeout, cfg.DisableAfter, log),
-		limiter:  newLimiter(cfg.EndpointConcurrency, cfg.EndpointConcurrency),
-		slots:    make(chan struct{}, cfg.Concurrency),
-		held:     make(chan struct{}, 2*cfg.Concurrency),
-		stopping: make(chan struct{}), attemptCtx: ctx, cancelAttempt: cancel,
+		attemptLog:  attemptWriter(store, cfg, log),
+		deliveryLog: deliveryWriter(store, cfg, log),
+		endpoints:   newEndpointCache(store),
+		limiter:     newLimiter(cfg.EndpointConcurrency, cfg.EndpointConcurrency),
+		slots:       make(chan struct{}, cfg.Concurrency),
+		held:        make(chan struct{}, 2*cfg.Concurrency),
+		inFlight:    make(chan struct{}, 4*cfg.BatchSize),
+		inline:      make(chan struct{}, 2*cfg.Concurrency),
+		stopping:    make(chan struct{}), attemptCtx: ctx, cancelAttempt: cancel,
 	}
 }
 
@@ -145,7 +157,8 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	p.writer.start()
+	p.attemptLog.start()
+	p.deliveryLog.start()
 	p.stages = []*stage{fan, del}
 	for _, s := range p.stages {
 		s.start(&p.loops)
@@ -175,7 +188,8 @@ func (p *Pipeline) stop() {
 		<-done
 	}
 	p.cancelAttempt()
-	p.writer.stop()
+	p.attemptLog.stop()
+	p.deliveryLog.stop()
 }
 
 func (p *Pipeline) stopped() bool {

@@ -14,41 +14,53 @@ import (
 // errWriterStopped is returned for records submitted after stop.
 var errWriterStopped = errors.New("history writer stopped")
 
-// writer group-commits attempt records: attempts that finish together are
+// writer group-commits history records: records submitted together are
 // written in one round trip, and each submitter learns its own outcome.
-type writer struct {
-	store *db.Store
-	// disableAfter is the failing streak after which an endpoint is
-	// disabled; zero never disables.
-	disableAfter time.Duration
-	max          int
-	wait         time.Duration
-	log          *zap.Logger
+// write gets the batch's items in order and returns one answer per item.
+type writer[T, R any] struct {
+	name  string
+	write func(ctx context.Context, items []T) ([]R, error)
+	max   int
+	wait  time.Duration
+	log   *zap.Logger
+	// flushers write batches at once, each on its own connection: a batch
+	// collects while the one before is in flight.
+	flushers int
 
-	in       chan *record
+	in       chan *record[T, R]
 	done     chan struct{}
 	stopOnce sync.Once
 	mu       sync.RWMutex
 	closed   bool
 }
 
-type record struct {
-	res      db.Result
-	recorded bool
-	err      error
-	done     chan struct{}
+type record[T, R any] struct {
+	item   T
+	answer R
+	err    error
+	done   chan struct{}
 }
 
-func newWriter(store *db.Store, max int, wait, disableAfter time.Duration,
-	log *zap.Logger) *writer {
-	return &writer{store: store, max: max, wait: wait, disableAfter: disableAfter, log: log,
-		in: make(chan *record, max), done: make(chan struct{})}
+func newWriter[T, R any](name string, max int, wait time.Duration, log *zap.Logger,
+	write func(ctx context.Context, items []T) ([]R, error)) *writer[T, R] {
+	return &writer[T, R]{name: name, write: write, max: max, wait: wait, log: log,
+		flushers: writerFlushers, in: make(chan *record[T, R], max), done: make(chan struct{})}
 }
 
-func (w *writer) start() { go w.run() }
+// writerFlushers is how many batches of one writer may be in flight.
+const writerFlushers = 3
+
+func (w *writer[T, R]) start() {
+	var wg sync.WaitGroup
+	wg.Add(w.flushers)
+	for range w.flushers {
+		go func() { defer wg.Done(); w.run() }()
+	}
+	go func() { wg.Wait(); close(w.done) }()
+}
 
 // stop flushes what was submitted and waits for the last write.
-func (w *writer) stop() {
+func (w *writer[T, R]) stop() {
 	w.stopOnce.Do(func() {
 		w.mu.Lock()
 		w.closed = true
@@ -58,24 +70,23 @@ func (w *writer) stop() {
 	})
 }
 
-// record submits res and waits until it is written, also at shutdown: the
-// write's outcome decides the task's ack. recorded is false when the attempt
-// was not the delivery's next one (someone recorded it first).
-func (w *writer) record(res db.Result) (bool, error) {
-	r := &record{res: res, done: make(chan struct{})}
+// submit hands item to the next batch and waits until it is written, also
+// at shutdown: the write's outcome decides the message's ack.
+func (w *writer[T, R]) submit(item T) (R, error) {
+	r := &record[T, R]{item: item, done: make(chan struct{})}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return false, errWriterStopped
+		var zero R
+		return zero, errWriterStopped
 	}
 	w.in <- r
 	w.mu.RUnlock()
 	<-r.done
-	return r.recorded, r.err
+	return r.answer, r.err
 }
 
-func (w *writer) run() {
-	defer close(w.done)
+func (w *writer[T, R]) run() {
 	for {
 		first, ok := <-w.in
 		if !ok {
@@ -86,8 +97,8 @@ func (w *writer) run() {
 }
 
 // collect takes what else arrives within wait, up to max records.
-func (w *writer) collect(first *record) []*record {
-	batch := []*record{first}
+func (w *writer[T, R]) collect(first *record[T, R]) []*record[T, R] {
+	batch := []*record[T, R]{first}
 	timer := time.NewTimer(w.wait)
 	defer timer.Stop()
 	for len(batch) < w.max {
@@ -104,20 +115,64 @@ func (w *writer) collect(first *record) []*record {
 	return batch
 }
 
-func (w *writer) flush(batch []*record) {
-	results := make([]db.Result, len(batch))
+func (w *writer[T, R]) flush(batch []*record[T, R]) {
+	items := make([]T, len(batch))
 	for i, r := range batch {
-		results[i] = r.res
+		items[i] = r.item
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	recorded, err := w.store.RecordResults(ctx, results, w.disableAfter)
+	answers, err := w.write(ctx, items)
 	cancel()
-	metricWriterBatch.Observe(float64(len(batch)))
+	metricWriterBatch.WithLabelValues(w.name).Observe(float64(len(batch)))
 	if err != nil {
-		w.log.Error("write attempt records", zap.Int("records", len(batch)), zap.Error(err))
+		w.log.Error("write history records", zap.String("writer", w.name),
+			zap.Int("records", len(batch)), zap.Error(err))
 	}
-	for _, r := range batch {
-		r.recorded, r.err = recorded[r.res.Attempt.DeliveryID], err
+	for i, r := range batch {
+		if err == nil {
+			r.answer = answers[i]
+		}
+		r.err = err
 		close(r.done)
 	}
+}
+
+// attemptWriter records the delivery stage's attempts; each answer is
+// whether the attempt was recorded (false: it was not its delivery's next
+// one, someone recorded it first).
+func attemptWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[db.Result, bool] {
+	return newWriter("attempts", cfg.BatchSize*4, cfg.BatchTimeout, log,
+		func(ctx context.Context, results []db.Result) ([]bool, error) {
+			recorded, err := store.RecordResults(ctx, results, cfg.DisableAfter)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]bool, len(results))
+			for i, r := range results {
+				out[i] = recorded[r.Attempt.DeliveryID]
+			}
+			return out, nil
+		})
+}
+
+// deliveryWriter records the deliveries of fanned-out events, one or more
+// of one event per item; each answer holds the ids recorded, zero for a
+// delivery that another try of the event recorded first.
+func deliveryWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[[]db.NewDelivery, []int64] {
+	return newWriter("deliveries", cfg.BatchSize*4, cfg.BatchTimeout, log,
+		func(ctx context.Context, events [][]db.NewDelivery) ([][]int64, error) {
+			var all []db.NewDelivery
+			for _, ds := range events {
+				all = append(all, ds...)
+			}
+			ids, err := store.RecordNew(ctx, all, cfg.DisableAfter)
+			if err != nil {
+				return nil, err
+			}
+			out := make([][]int64, len(events))
+			for i, ds := range events {
+				out[i], ids = ids[:len(ds)], ids[len(ds):]
+			}
+			return out, nil
+		})
 }

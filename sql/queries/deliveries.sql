@@ -80,6 +80,89 @@ WITH input AS (
 )
 SELECT id FROM updated;
 
+-- name: DeliveryRecordNew :many
+-- Records the deliveries of fanned-out events in one round trip, each in the
+-- state its first attempt left it, with that attempt; a delivery handed to
+-- the delivery stage without an attempt is recorded pending. A delivery that
+-- exists already is left as it is (another try of the same event recorded
+-- it first), unless it is pending with no attempt made; the deliveries
+-- recorded are returned. Endpoint health is kept
+-- as DeliveryRecordAttempts keeps it.
+WITH input AS (
+    SELECT unnest(@event_ids::text[]) AS event_id,
+           unnest(@endpoint_ids::text[]) AS endpoint_id,
+           unnest(@event_types::text[]) AS event_type,
+           unnest(@statuses::text[]) AS status,
+           unnest(@attempted::bool[]) AS attempted,
+           unnest(@started_ats::timestamptz[]) AS started_at,
+           unnest(@duration_ms::int[]) AS duration_ms,
+           unnest(@status_codes::int[]) AS status_code,
+           unnest(@response_bodies::text[]) AS response_body,
+           unnest(@errors::text[]) AS error,
+           unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at
+), inserted AS (
+    INSERT INTO deliveries (
+        event_id, endpoint_id, event_type, status, attempt_count, next_attempt_at,
+        last_status_code, last_error, completed_at
+    )
+    SELECT event_id, endpoint_id, event_type, status,
+           CASE WHEN attempted THEN 1 ELSE 0 END,
+           CASE WHEN status = 'pending' THEN next_attempt_at END,
+           NULLIF(status_code, 0), error,
+           CASE WHEN status = 'pending' THEN NULL ELSE now() END
+    FROM input
+    -- A first attempt is recorded over a delivery that another try of the
+    -- event left pending without an attempt: that try's task then finds
+    -- the attempt made and is dropped.
+    ON CONFLICT (event_id, endpoint_id) DO UPDATE
+    SET status = excluded.status, attempt_count = 1,
+        next_attempt_at = excluded.next_attempt_at,
+        last_status_code = excluded.last_status_code, last_error = excluded.last_error,
+        updated_at = now(), completed_at = excluded.completed_at
+    WHERE deliveries.status = 'pending' AND deliveries.attempt_count = 0
+      AND excluded.attempt_count = 1
+    RETURNING id, event_id, endpoint_id
+), recorded AS (
+    SELECT ins.id, i.endpoint_id, i.status, i.started_at, i.duration_ms, i.status_code,
+           i.response_body, i.error
+    FROM inserted ins
+    JOIN input i ON i.event_id = ins.event_id AND i.endpoint_id = ins.endpoint_id
+    WHERE i.attempted
+), attempts AS (
+    INSERT INTO delivery_attempts (
+        delivery_id, number, started_at, duration_ms, status_code, response_body, error
+    )
+    SELECT r.id, 1, r.started_at, r.duration_ms, NULLIF(r.status_code, 0), r.response_body,
+           r.error
+    FROM recorded r
+), health AS (
+    SELECT r.endpoint_id, bool_or(r.status = 'succeeded') AS ok
+    FROM recorded r
+    GROUP BY r.endpoint_id
+), endpoint_health AS (
+    UPDATE endpoints ep
+    SET failing_since = CASE WHEN h.ok THEN NULL ELSE coalesce(ep.failing_since, now()) END,
+        active = ep.active AND NOT h.expired,
+        disabled_reason = CASE
+            WHEN h.expired AND ep.active
+            THEN 'failing continuously since ' || to_char(ep.failing_since AT TIME ZONE 'UTC',
+                 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            ELSE ep.disabled_reason END,
+        updated_at = now()
+    FROM (
+        SELECT h.endpoint_id, h.ok,
+               NOT h.ok AND @disable_after_secs::float8 > 0
+               AND coalesce(e.failing_since < now() - make_interval(secs => @disable_after_secs::float8),
+                            false) AS expired
+        FROM health h JOIN endpoints e ON e.id = h.endpoint_id
+    ) h
+    WHERE ep.id = h.endpoint_id
+      AND ((h.ok AND ep.failing_since IS NOT NULL)
+           OR (NOT h.ok AND ep.failing_since IS NULL)
+           OR (h.expired AND ep.active))
+)
+SELECT id, event_id, endpoint_id FROM inserted;
+
 -- name: DeliveryMarkSkipped :exec
 UPDATE deliveries
 SET status = 'skipped', last_error = @reason, next_attempt_at = NULL,

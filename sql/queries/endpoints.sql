@@ -62,3 +62,6 @@ DELETE FROM endpoints WHERE id = @id RETURNING id;
 SELECT id, secrets FROM endpoints
 WHERE EXISTS (SELECT 1 FROM unnest(secrets) AS s (v) WHERE s.v LIKE 'enc:v1:%')
 LIMIT 1;
+
+-- name: EndpointListByIDs :many
+SELECT * FROM endpoints WHERE id = ANY (@ids::text[]);

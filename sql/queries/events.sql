@@ -76,3 +76,60 @@ WHERE (sqlc.narg(type)::text IS NULL OR type = sqlc.narg(type)::text)
        OR (received_at, id) < (sqlc.narg(cursor_received_at)::timestamptz, @cursor_id::text))
 ORDER BY received_at DESC, id DESC
 LIMIT @max_rows;
+
+-- name: EventClaim :many
+-- Records a batch of events and returns the endpoints each is to go to: for
+-- an event recorded now, every matching endpoint; for one recorded before
+-- (an earlier try of the same message, or the same id published again), the
+-- matching endpoints that existed when it was received, each with the
+-- delivery it already has, if any. An event that a transaction still running
+-- elsewhere is recording belongs to that transaction and returns nothing.
+WITH input AS (
+    SELECT unnest(@ids::text[]) AS id,
+           unnest(@types::text[]) AS type,
+           unnest(@occurred_ats::timestamptz[]) AS occurred_at,
+           unnest(@provider_ids::text[]) AS provider_id,
+           unnest(@channel_ids::text[]) AS channel_id,
+           unnest(@template_ids::text[]) AS template_id,
+           unnest(@message_ids::text[]) AS message_id,
+           unnest(@organization_ids::text[]) AS organization_id,
+           unnest(@bodies::bytea[]) AS body,
+           -- the subscription patterns that match the type: "*", every
+           -- prefix pattern ("message.*") and the type itself
+           unnest(@patterns::text[]) AS patterns
+), new_events AS (
+    INSERT INTO events (
+        id, type, occurred_at, provider_id, channel_id, template_id, message_id,
+        organization_id, body
+    )
+    SELECT id, type, occurred_at, NULLIF(provider_id, ''), NULLIF(channel_id, ''),
+           NULLIF(template_id, ''), NULLIF(message_id, ''), NULLIF(organization_id, ''),
+           body
+    FROM input
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, provider_id, channel_id, template_id, received_at
+), batch AS (
+    -- The statement's snapshot does not see the rows it inserts: known
+    -- events are those recorded before it began.
+    SELECT ne.id, ne.provider_id, ne.channel_id, ne.template_id, ne.received_at,
+           true AS fresh
+    FROM new_events ne
+    UNION ALL
+    SELECT e.id, e.provider_id, e.channel_id, e.template_id, e.received_at, false
+    FROM events e
+    WHERE e.id = ANY (@ids::text[])
+)
+SELECT b.id::text AS event_id, b.fresh::boolean AS fresh, ep.id AS endpoint_id,
+       ep.updated_at AS endpoint_updated_at, ep.active AS endpoint_active,
+       d.id AS delivery_id, d.status, d.attempt_count, d.next_attempt_at
+FROM batch b
+JOIN input i ON i.id = b.id
+JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
+    AND ep.created_at <= b.received_at
+    AND (cardinality(ep.filter_provider_ids) = 0
+         OR b.provider_id = ANY (ep.filter_provider_ids))
+    AND (cardinality(ep.filter_channel_ids) = 0
+         OR b.channel_id = ANY (ep.filter_channel_ids))
+    AND (cardinality(ep.filter_template_ids) = 0
+         OR b.template_id = ANY (ep.filter_template_ids))
+LEFT JOIN deliveries d ON NOT b.fresh AND d.event_id = b.id AND d.endpoint_id = ep.id;

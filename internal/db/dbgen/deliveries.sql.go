@@ -489,6 +489,144 @@ func (q *Queries) DeliveryRecordAttempts(ctx context.Context, db DBTX, arg Deliv
 	return items, nil
 }
 
+const deliveryRecordNew = `-- name: DeliveryRecordNew :many
+WITH input AS (
+    SELECT unnest($1::text[]) AS event_id,
+           unnest($2::text[]) AS endpoint_id,
+           unnest($3::text[]) AS event_type,
+           unnest($4::text[]) AS status,
+           unnest($5::bool[]) AS attempted,
+           unnest($6::timestamptz[]) AS started_at,
+           unnest($7::int[]) AS duration_ms,
+           unnest($8::int[]) AS status_code,
+           unnest($9::text[]) AS response_body,
+           unnest($10::text[]) AS error,
+           unnest($11::timestamptz[]) AS next_attempt_at
+), inserted AS (
+    INSERT INTO deliveries (
+        event_id, endpoint_id, event_type, status, attempt_count, next_attempt_at,
+        last_status_code, last_error, completed_at
+    )
+    SELECT event_id, endpoint_id, event_type, status,
+           CASE WHEN attempted THEN 1 ELSE 0 END,
+           CASE WHEN status = 'pending' THEN next_attempt_at END,
+           NULLIF(status_code, 0), error,
+           CASE WHEN status = 'pending' THEN NULL ELSE now() END
+    FROM input
+    -- A first attempt is recorded over a delivery that another try of the
+    -- event left pending without an attempt: that try's task then finds
+    -- the attempt made and is dropped.
+    ON CONFLICT (event_id, endpoint_id) DO UPDATE
+    SET status = excluded.status, attempt_count = 1,
+        next_attempt_at = excluded.next_attempt_at,
+        last_status_code = excluded.last_status_code, last_error = excluded.last_error,
+        updated_at = now(), completed_at = excluded.completed_at
+    WHERE deliveries.status = 'pending' AND deliveries.attempt_count = 0
+      AND excluded.attempt_count = 1
+    RETURNING id, event_id, endpoint_id
+), recorded AS (
+    SELECT ins.id, i.endpoint_id, i.status, i.started_at, i.duration_ms, i.status_code,
+           i.response_body, i.error
+    FROM inserted ins
+    JOIN input i ON i.event_id = ins.event_id AND i.endpoint_id = ins.endpoint_id
+    WHERE i.attempted
+), attempts AS (
+    INSERT INTO delivery_attempts (
+        delivery_id, number, started_at, duration_ms, status_code, response_body, error
+    )
+    SELECT r.id, 1, r.started_at, r.duration_ms, NULLIF(r.status_code, 0), r.response_body,
+           r.error
+    FROM recorded r
+), health AS (
+    SELECT r.endpoint_id, bool_or(r.status = 'succeeded') AS ok
+    FROM recorded r
+    GROUP BY r.endpoint_id
+), endpoint_health AS (
+    UPDATE endpoints ep
+    SET failing_since = CASE WHEN h.ok THEN NULL ELSE coalesce(ep.failing_since, now()) END,
+        active = ep.active AND NOT h.expired,
+        disabled_reason = CASE
+            WHEN h.expired AND ep.active
+            THEN 'failing continuously since ' || to_char(ep.failing_since AT TIME ZONE 'UTC',
+                 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            ELSE ep.disabled_reason END,
+        updated_at = now()
+    FROM (
+        SELECT h.endpoint_id, h.ok,
+               NOT h.ok AND $12::float8 > 0
+               AND coalesce(e.failing_since < now() - make_interval(secs => $12::float8),
+                            false) AS expired
+        FROM health h JOIN endpoints e ON e.id = h.endpoint_id
+    ) h
+    WHERE ep.id = h.endpoint_id
+      AND ((h.ok AND ep.failing_since IS NOT NULL)
+           OR (NOT h.ok AND ep.failing_since IS NULL)
+           OR (h.expired AND ep.active))
+)
+SELECT id, event_id, endpoint_id FROM inserted
+`
+
+type DeliveryRecordNewParams struct {
+	EventIds         []string
+	EndpointIds      []string
+	EventTypes       []string
+	Statuses         []string
+	Attempted        []bool
+	StartedAts       []time.Time
+	DurationMs       []int32
+	StatusCodes      []int32
+	ResponseBodies   []string
+	Errors           []string
+	NextAttemptAts   []time.Time
+	DisableAfterSecs float64
+}
+
+type DeliveryRecordNewRow struct {
+	ID         int64
+	EventID    string
+	EndpointID string
+}
+
+// Records the deliveries of fanned-out events in one round trip, each in the
+// state its first attempt left it, with that attempt; a delivery handed to
+// the delivery stage without an attempt is recorded pending. A delivery that
+// exists already is left as it is (another try of the same event recorded
+// it first), unless it is pending with no attempt made; the deliveries
+// recorded are returned. Endpoint health is kept
+// as DeliveryRecordAttempts keeps it.
+func (q *Queries) DeliveryRecordNew(ctx context.Context, db DBTX, arg DeliveryRecordNewParams) ([]DeliveryRecordNewRow, error) {
+	rows, err := db.Query(ctx, deliveryRecordNew,
+		arg.EventIds,
+		arg.EndpointIds,
+		arg.EventTypes,
+		arg.Statuses,
+		arg.Attempted,
+		arg.StartedAts,
+		arg.DurationMs,
+		arg.StatusCodes,
+		arg.ResponseBodies,
+		arg.Errors,
+		arg.NextAttemptAts,
+		arg.DisableAfterSecs,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DeliveryRecordNewRow
+	for rows.Next() {
+		var i DeliveryRecordNewRow
+		if err := rows.Scan(&i.ID, &i.EventID, &i.EndpointID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deliveryRequeue = `-- name: DeliveryRequeue :one
 UPDATE deliveries
 SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()

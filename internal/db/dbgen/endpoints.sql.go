@@ -227,6 +227,50 @@ func (q *Queries) EndpointList(ctx context.Context, db DBTX, arg EndpointListPar
 	return items, nil
 }
 
+const endpointListByIDs = `-- name: EndpointListByIDs :many
+SELECT id, url, description, event_types, filter_provider_ids, filter_channel_ids, filter_template_ids, headers, signature_scheme, secrets, secrets_expire_at, active, disabled_reason, retry_policy, timeout_ms, rate_limit, failing_since, created_at, updated_at FROM endpoints WHERE id = ANY ($1::text[])
+`
+
+func (q *Queries) EndpointListByIDs(ctx context.Context, db DBTX, ids []string) ([]Endpoint, error) {
+	rows, err := db.Query(ctx, endpointListByIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Endpoint
+	for rows.Next() {
+		var i Endpoint
+		if err := rows.Scan(
+			&i.ID,
+			&i.Url,
+			&i.Description,
+			&i.EventTypes,
+			&i.FilterProviderIds,
+			&i.FilterChannelIds,
+			&i.FilterTemplateIds,
+			&i.Headers,
+			&i.SignatureScheme,
+			&i.Secrets,
+			&i.SecretsExpireAt,
+			&i.Active,
+			&i.DisabledReason,
+			&i.RetryPolicy,
+			&i.TimeoutMs,
+			&i.RateLimit,
+			&i.FailingSince,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const endpointRotateSecret = `-- name: EndpointRotateSecret :one
 UPDATE endpoints
 SET secrets = ARRAY[$1::text] || secrets[1:1],

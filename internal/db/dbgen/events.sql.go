@@ -10,6 +10,130 @@ import (
 	"time"
 )
 
+const eventClaim = `-- name: EventClaim :many
+WITH input AS (
+    SELECT unnest($1::text[]) AS id,
+           unnest($2::text[]) AS type,
+           unnest($3::timestamptz[]) AS occurred_at,
+           unnest($4::text[]) AS provider_id,
+           unnest($5::text[]) AS channel_id,
+           unnest($6::text[]) AS template_id,
+           unnest($7::text[]) AS message_id,
+           unnest($8::text[]) AS organization_id,
+           unnest($9::bytea[]) AS body,
+           -- the subscription patterns that match the type: "*", every
+           -- prefix pattern ("message.*") and the type itself
+           unnest($10::text[]) AS patterns
+), new_events AS (
+    INSERT INTO events (
+        id, type, occurred_at, provider_id, channel_id, template_id, message_id,
+        organization_id, body
+    )
+    SELECT id, type, occurred_at, NULLIF(provider_id, ''), NULLIF(channel_id, ''),
+           NULLIF(template_id, ''), NULLIF(message_id, ''), NULLIF(organization_id, ''),
+           body
+    FROM input
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, provider_id, channel_id, template_id, received_at
+), batch AS (
+    -- The statement's snapshot does not see the rows it inserts: known
+    -- events are those recorded before it began.
+    SELECT ne.id, ne.provider_id, ne.channel_id, ne.template_id, ne.received_at,
+           true AS fresh
+    FROM new_events ne
+    UNION ALL
+    SELECT e.id, e.provider_id, e.channel_id, e.template_id, e.received_at, false
+    FROM events e
+    WHERE e.id = ANY ($1::text[])
+)
+SELECT b.id::text AS event_id, b.fresh::boolean AS fresh, ep.id AS endpoint_id,
+       ep.updated_at AS endpoint_updated_at, ep.active AS endpoint_active,
+       d.id AS delivery_id, d.status, d.attempt_count, d.next_attempt_at
+FROM batch b
+JOIN input i ON i.id = b.id
+JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
+    AND ep.created_at <= b.received_at
+    AND (cardinality(ep.filter_provider_ids) = 0
+         OR b.provider_id = ANY (ep.filter_provider_ids))
+    AND (cardinality(ep.filter_channel_ids) = 0
+         OR b.channel_id = ANY (ep.filter_channel_ids))
+    AND (cardinality(ep.filter_template_ids) = 0
+         OR b.template_id = ANY (ep.filter_template_ids))
+LEFT JOIN deliveries d ON NOT b.fresh AND d.event_id = b.id AND d.endpoint_id = ep.id
+`
+
+type EventClaimParams struct {
+	Ids             []string
+	Types           []string
+	OccurredAts     []time.Time
+	ProviderIds     []string
+	ChannelIds      []string
+	TemplateIds     []string
+	MessageIds      []string
+	OrganizationIds []string
+	Bodies          [][]byte
+	Patterns        []string
+}
+
+type EventClaimRow struct {
+	EventID           string
+	Fresh             bool
+	EndpointID        string
+	EndpointUpdatedAt time.Time
+	EndpointActive    bool
+	DeliveryID        *int64
+	Status            *string
+	AttemptCount      *int32
+	NextAttemptAt     *time.Time
+}
+
+// Records a batch of events and returns the endpoints each is to go to: for
+// an event recorded now, every matching endpoint; for one recorded before
+// (an earlier try of the same message, or the same id published again), the
+// matching endpoints that existed when it was received, each with the
+// delivery it already has, if any. An event that a transaction still running
+// elsewhere is recording belongs to that transaction and returns nothing.
+func (q *Queries) EventClaim(ctx context.Context, db DBTX, arg EventClaimParams) ([]EventClaimRow, error) {
+	rows, err := db.Query(ctx, eventClaim,
+		arg.Ids,
+		arg.Types,
+		arg.OccurredAts,
+		arg.ProviderIds,
+		arg.ChannelIds,
+		arg.TemplateIds,
+		arg.MessageIds,
+		arg.OrganizationIds,
+		arg.Bodies,
+		arg.Patterns,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []EventClaimRow
+	for rows.Next() {
+		var i EventClaimRow
+		if err := rows.Scan(
+			&i.EventID,
+			&i.Fresh,
+			&i.EndpointID,
+			&i.EndpointUpdatedAt,
+			&i.EndpointActive,
+			&i.DeliveryID,
+			&i.Status,
+			&i.AttemptCount,
+			&i.NextAttemptAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const eventFanOut = `-- name: EventFanOut :many
 WITH input AS (
     SELECT unnest($1::text[]) AS id,

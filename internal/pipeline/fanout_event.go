@@ -1,0 +1,294 @@
+package pipeline
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/dispatch"
+	"github.com/hookrelay/hookrelay/internal/event"
+	"github.com/hookrelay/hookrelay/internal/stream"
+)
+
+// inlineSlowerThan is the recent attempt duration from which an endpoint's
+// first attempts are left to the delivery stage instead of being made by
+// the fan-out stage, whose event waits for them.
+const inlineSlowerThan = 250 * time.Millisecond
+
+// inlineQueue is how many first attempts, per endpoint slot, may wait for a
+// fast endpoint's slots in the fan-out stage before the rest go to the
+// delivery stage.
+const inlineQueue = 4
+
+// fanEvent is one recorded event on its way to its endpoints. The fan-out
+// stage makes each first attempt itself when the endpoint answers fast and
+// has a slot (or a short wait for one); every other delivery is recorded
+// pending and handed to the delivery stage as a task. Each delivery is
+// recorded as soon as its attempt ends (group-committed with others), so a
+// slow endpoint delays only its own record; the message is acked once every
+// delivery of the event is recorded and the tasks of those left pending
+// are stored.
+type fanEvent struct {
+	msg jetstream.Msg
+	ev  *event.Event
+	log *zap.Logger
+
+	mu   sync.Mutex
+	left int // deliveries still being attempted or recorded
+	// handOn are the deliveries recorded without an attempt here (pending
+	// for the delivery stage, or skipped), decided while dispatching.
+	handOn []db.NewDelivery
+	// resume are tasks of deliveries an earlier try left pending.
+	resume []stream.Task
+	// failed is set when a record or a task could not be stored: the
+	// message comes back, and the endpoints are not charged for it.
+	failed bool
+	// cancelled is set when an attempt was cut off by shutdown: the event
+	// comes back to make it again.
+	cancelled     bool
+	stopKeepAlive func()
+}
+
+// dispatchEvent sends a recorded event to the endpoints it was claimed for.
+// It returns once every attempt has started; the event settles on its own.
+func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []db.Claimed,
+	endpoints map[string]cachedEndpoint) {
+	if len(targets) == 0 {
+		_ = msg.Ack()
+		metricEventsFannedOut.Inc()
+		return
+	}
+	p.inFlight <- struct{}{}
+	p.attempts.Add(1)
+	fe := &fanEvent{msg: msg, ev: ev, log: p.log.With(zap.String("event_id", ev.ID)),
+		left: 1, stopKeepAlive: p.keepAlive(msg)}
+	for _, c := range targets {
+		p.dispatchTarget(fe, c, endpoints[c.EndpointID])
+	}
+	if len(fe.handOn) == 0 && len(fe.resume) == 0 {
+		p.release(fe)
+		return
+	}
+	// Recorded apart, so the worker goes on with its batch.
+	go func() {
+		defer p.release(fe)
+		p.record(fe, fe.handOn, nil)
+		if len(fe.resume) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			defer cancel()
+			if err := p.publishTasks(ctx, fe.resume); err != nil {
+				fe.log.Error("publish tasks of pending deliveries; returning event",
+					zap.Error(err))
+				fe.fail()
+			}
+		}
+	}()
+}
+
+func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint) {
+	row := db.NewDelivery{EventID: fe.ev.ID, EndpointID: c.EndpointID,
+		EventType: fe.ev.Type, Status: db.StatusPending, NextAttempt: time.Now()}
+	switch {
+	case c.Delivery != nil:
+		if d := c.Delivery; d.Status == db.StatusPending {
+			t := stream.Task{DeliveryID: d.ID, Attempt: d.AttemptCount + 1}
+			if d.NextAttempt != nil {
+				t.NotBefore = *d.NextAttempt
+			}
+			fe.resume = append(fe.resume, t)
+		}
+		return
+	case ce.ep == nil:
+		row.Status, row.Error = db.StatusSkipped, "endpoint deleted"
+	case !c.EndpointActive:
+		row.Status, row.Error = db.StatusSkipped, "endpoint disabled"
+	case !c.Fresh:
+		// Recorded before, with no delivery to this endpoint: the try that
+		// recorded it may still be making the first attempt, or may have
+		// died. The delivery stage makes it once that try can no longer
+		// be running (its message would have come back); a first attempt
+		// recorded meanwhile makes this task stale. It also sends the
+		// event's stored bytes, which a repeated id may not match.
+		row.NextAttempt = row.NextAttempt.Add(p.cfg.ackWait())
+		metricHandedOn.WithLabelValues("recorded_before").Inc()
+	case ce.secretErr != nil:
+		metricHandedOn.WithLabelValues("secret").Inc()
+	default:
+		// Waiting for a permit holds back the worker, and so the pulling
+		// of events, while the process is at its capacity.
+		p.inline <- struct{}{}
+		tk, why := p.inlineTicket(ce.ep)
+		if tk != nil {
+			p.attemptInline(fe, ce.ep, tk)
+			return
+		}
+		<-p.inline
+		metricHandedOn.WithLabelValues(why).Inc()
+	}
+	fe.handOn = append(fe.handOn, row)
+}
+
+// inlineTicket takes a slot of ep for a first attempt made now, when it has
+// one free and answers fast. Rate-limited endpoints are left to the
+// delivery stage, which spaces their attempts. When it refuses, it says why.
+func (p *Pipeline) inlineTicket(ep *db.Endpoint) (*ticket, string) {
+	if ep.RateLimit != nil && *ep.RateLimit > 0 {
+		return nil, "rate_limit"
+	}
+	return p.limiter.enterInline(ep.ID, inlineSlowerThan, inlineQueue*p.cfg.EndpointConcurrency)
+}
+
+// attemptInline makes the first attempt of the event to ep in its own
+// goroutine, once the endpoint and the process have a slot free, and
+// records it. When the endpoint has no slot free soon, the attempt is
+// handed to the delivery stage.
+func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
+	fe.mu.Lock()
+	fe.left++
+	fe.mu.Unlock()
+	go func() {
+		defer p.release(fe)
+		defer func() { <-p.inline }()
+		target := &db.Target{EventID: fe.ev.ID, EventType: fe.ev.Type, Body: fe.ev.Raw,
+			Endpoint: ep}
+		if !tk.waitFor(inlineSlowerThan) {
+			// The endpoint's slots stay taken: the delivery stage waits
+			// for them instead of the event.
+			metricHandedOn.WithLabelValues("busy").Inc()
+			p.record(fe, []db.NewDelivery{{EventID: fe.ev.ID, EndpointID: ep.ID,
+				EventType: fe.ev.Type, Status: db.StatusPending, NextAttempt: time.Now()}}, nil)
+			return
+		}
+		p.slots <- struct{}{}
+		started := time.Now()
+		resp, sendErr := p.sendTo(p.attemptCtx, target, started)
+		<-p.slots
+		took := time.Since(started)
+		tk.done(took)
+		if p.attemptCtx.Err() != nil {
+			fe.mu.Lock()
+			fe.cancelled = true
+			fe.mu.Unlock()
+			return
+		}
+		metricAttemptSeconds.Observe(took.Seconds())
+		d := dispatch.Decide(1, resp, sendErr, p.policyFor(ep, p.log), rand.Float64)
+		row := db.NewDelivery{
+			EventID: fe.ev.ID, EndpointID: ep.ID, EventType: fe.ev.Type,
+			Status: statusAfter(d.Outcome), Error: d.Error,
+			Attempt: &db.Attempt{Number: 1, StartedAt: started, Duration: took,
+				StatusCode: resp.StatusCode, ResponseBody: string(resp.Body), Error: d.Error},
+			NextAttempt: time.Now().Add(d.Delay), // the delay counts from the attempt's end
+		}
+		p.record(fe, []db.NewDelivery{row}, []dispatch.Decision{d})
+	}()
+}
+
+// record writes deliveries of fe (with the decisions of their attempts,
+// when made) and stores the tasks of those left pending. A failure marks
+// the event to come back: an attempt made but not recorded is made again.
+func (p *Pipeline) record(fe *fanEvent, rows []db.NewDelivery, decisions []dispatch.Decision) {
+	if len(rows) == 0 {
+		return
+	}
+	ids, err := p.deliveryLog.submit(rows)
+	if err != nil {
+		fe.log.Error("record deliveries; returning event", zap.Error(err))
+		fe.fail()
+		return
+	}
+	var tasks []stream.Task
+	for i, row := range rows {
+		if ids[i] == 0 {
+			continue // another try of this event recorded it first
+		}
+		var d dispatch.Decision
+		if decisions != nil {
+			d = decisions[i]
+		}
+		p.noteDelivery(fe.log, ids[i], row, d)
+		if row.Status != db.StatusPending {
+			continue
+		}
+		t := stream.Task{DeliveryID: ids[i], Attempt: 1, NotBefore: row.NextAttempt}
+		if row.Attempt != nil {
+			t.Attempt = 2
+		}
+		tasks = append(tasks, t)
+	}
+	if len(tasks) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := p.publishTasks(ctx, tasks); err != nil {
+		// The message comes back; the claim finds the deliveries pending
+		// and publishes their tasks again.
+		fe.log.Error("publish tasks; returning event", zap.Error(err))
+		fe.fail()
+	}
+}
+
+func (fe *fanEvent) fail() {
+	fe.mu.Lock()
+	defer fe.mu.Unlock()
+	fe.failed = true
+}
+
+// release ends one hold on fe; the last one settles the event: acked when
+// all went well, else handed back.
+func (p *Pipeline) release(fe *fanEvent) {
+	fe.mu.Lock()
+	fe.left--
+	last, failed, cancelled := fe.left == 0, fe.failed, fe.cancelled
+	fe.mu.Unlock()
+	if !last {
+		return
+	}
+	defer p.attempts.Done()
+	defer func() { <-p.inFlight }()
+	fe.stopKeepAlive()
+	switch {
+	case failed:
+		_ = fe.msg.NakWithDelay(retryOwnFailure)
+	case cancelled:
+		fe.log.Info("attempt cancelled by shutdown; returning event")
+		_ = fe.msg.Nak()
+	default:
+		_ = fe.msg.Ack()
+		metricEventsFannedOut.Inc()
+	}
+}
+
+// noteDelivery logs and counts a recorded delivery's first attempt, and
+// disables an endpoint that answered 410 Gone.
+func (p *Pipeline) noteDelivery(log *zap.Logger, id int64, row db.NewDelivery, d dispatch.Decision) {
+	if row.Attempt == nil {
+		if row.Status == db.StatusSkipped {
+			metricDeliveries.WithLabelValues(db.StatusSkipped).Inc()
+		}
+		return
+	}
+	metricDeliveries.WithLabelValues(d.Outcome.String()).Inc()
+	fields := []zap.Field{
+		zap.String("endpoint_id", row.EndpointID), zap.Int64("delivery_id", id),
+		zap.Int("attempt", 1), zap.Int("status_code", row.Attempt.StatusCode),
+		zap.Int64("duration_ms", row.Attempt.Duration.Milliseconds()),
+		zap.String("outcome", d.Outcome.String()),
+	}
+	if d.Outcome == dispatch.OutcomeRetry {
+		fields = append(fields, zap.Duration("next_retry_in", d.Delay))
+	}
+	if d.Error != "" {
+		fields = append(fields, zap.String("error", d.Error))
+	}
+	log.Info("delivery attempt", fields...)
+	if d.Outcome == dispatch.OutcomeGone {
+		p.disableEndpoint(row.EndpointID, log)
+	}
+}
