@@ -27,14 +27,16 @@ const startTimeout = 30 * time.Second
 
 // app is one running consumer process.
 type app struct {
-	log   *zap.Logger
-	pool  *pgxpool.Pool
-	nc    *nats.Conn
-	pipe  *pipeline.Pipeline
-	http  *http.Server
-	store *db.Store
-	guard *dispatch.Guard
-	pprof *http.Server
+	log  *zap.Logger
+	pool *pgxpool.Pool
+	// batchPool runs the pipeline's batch statements (db.OpenPipeline).
+	batchPool *pgxpool.Pool
+	nc        *nats.Conn
+	pipe      *pipeline.Pipeline
+	http      *http.Server
+	store     *db.Store
+	guard     *dispatch.Guard
+	pprof     *http.Server
 	// Background jobs on the store, started after the pipeline.
 	retention *db.Retention
 	monitor   *pipeline.Monitor
@@ -94,6 +96,10 @@ func (a *app) connect(ctx context.Context, cfg config.Consumer) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	a.pool, a.store = pool, db.NewStore(pool)
+	if a.batchPool, err = db.OpenPipeline(ctx, cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	a.store.UseBatchPool(a.batchPool)
 	if cfg.SecretKey != "" {
 		if err := a.store.UseSecretKey(cfg.SecretKey); err != nil {
 			return fmt.Errorf("--secret-key (HOOKRELAY_SECRET_KEY): %w", err)
@@ -243,6 +249,9 @@ func (a *app) stopJobs() {
 func (a *app) close() {
 	if a.nc != nil {
 		_ = a.nc.Drain()
+	}
+	if a.batchPool != nil {
+		a.batchPool.Close()
 	}
 	if a.pool != nil {
 		a.pool.Close()

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/db/dbgen"
@@ -31,31 +32,129 @@ type ClaimedDelivery struct {
 	NextAttempt  *time.Time
 }
 
-// Claim records a batch of events in one statement and returns the
-// endpoints each is to go to (see the EventClaim query). An event recorded
-// by a transaction still running elsewhere returns nothing: it is that
-// transaction's to deliver.
+// Claim records a batch of events and returns the endpoints each is to go
+// to: one statement for the batch, and a second only for events recorded
+// before (see the EventClaim and EventClaimKnown queries). An event being
+// recorded by a transaction still running elsewhere may come back with its
+// deliveries pending, to be made by the delivery stage.
 func (s *Store) Claim(ctx context.Context, events []*event.Event) ([]Claimed, error) {
 	f := fanOutParams(events)
-	rows, err := s.q.EventClaim(ctx, s.pool, dbgen.EventClaimParams{
-		Ids: f.Ids, Types: f.Types, OccurredAts: f.OccurredAts, ProviderIds: f.ProviderIds,
-		ChannelIds: f.ChannelIds, TemplateIds: f.TemplateIds, MessageIds: f.MessageIds,
-		OrganizationIds: f.OrganizationIds, Bodies: f.Bodies, Patterns: f.Patterns,
+	rows, err := s.q.EventClaim(ctx, s.batch, dbgen.EventClaimParams{
+		Ids: f.ids, Types: f.types, OccurredAts: f.occurredAts, ProviderIds: f.providerIDs,
+		ChannelIds: f.channelIDs, TemplateIds: f.templateIDs, MessageIds: f.messageIDs,
+		OrganizationIds: f.organizationIDs, Bodies: f.bodies, Patterns: f.patterns,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record events: %w", err)
 	}
-	out := make([]Claimed, len(rows))
-	for i, r := range rows {
-		out[i] = Claimed{
-			EventID: r.EventID, Fresh: r.Fresh, EndpointID: r.EndpointID,
-			EndpointUpdatedAt: r.EndpointUpdatedAt, EndpointActive: r.EndpointActive,
+	fresh := make(map[string]bool, len(events))
+	out := make([]Claimed, 0, len(rows))
+	for _, r := range rows {
+		fresh[r.EventID] = true
+		if r.EndpointID != nil {
+			out = append(out, Claimed{EventID: r.EventID, Fresh: true, EndpointID: *r.EndpointID,
+				EndpointUpdatedAt: deref(r.EndpointUpdatedAt), EndpointActive: deref(r.EndpointActive)})
 		}
+	}
+	var known, patterns []string
+	for i, id := range f.ids {
+		if !fresh[id] {
+			known, patterns = append(known, id), append(patterns, f.patterns[i])
+		}
+	}
+	if len(known) == 0 {
+		return out, nil
+	}
+	krows, err := s.q.EventClaimKnown(ctx, s.pool, dbgen.EventClaimKnownParams{
+		Ids: known, Patterns: patterns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load deliveries of events recorded before: %w", err)
+	}
+	for _, r := range krows {
+		c := Claimed{EventID: r.EventID, EndpointID: r.EndpointID,
+			EndpointUpdatedAt: r.EndpointUpdatedAt, EndpointActive: r.EndpointActive}
 		if r.DeliveryID != nil {
-			out[i].Delivery = &ClaimedDelivery{
+			c.Delivery = &ClaimedDelivery{
 				ID: *r.DeliveryID, Status: deref(r.Status),
 				AttemptCount: int(deref(r.AttemptCount)), NextAttempt: r.NextAttemptAt,
 			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// eventColumns are a batch of events as the claim's array parameters.
+type eventColumns struct {
+	ids, types, providerIDs, channelIDs, templateIDs, messageIDs, organizationIDs []string
+	occurredAts                                                                   []time.Time
+	bodies                                                                        [][]byte
+	// patterns are the subscription patterns matching each type, joined
+	// by spaces.
+	patterns []string
+}
+
+func fanOutParams(events []*event.Event) eventColumns {
+	n := len(events)
+	c := eventColumns{
+		ids: make([]string, n), types: make([]string, n), occurredAts: make([]time.Time, n),
+		providerIDs: make([]string, n), channelIDs: make([]string, n),
+		templateIDs: make([]string, n), messageIDs: make([]string, n),
+		organizationIDs: make([]string, n), bodies: make([][]byte, n),
+		patterns: make([]string, n),
+	}
+	for i, ev := range events {
+		c.ids[i], c.types[i], c.occurredAts[i] = ev.ID, ev.Type, ev.Timestamp
+		md := ev.Metadata
+		c.providerIDs[i], c.channelIDs[i], c.templateIDs[i] = md.ProviderID, md.ChannelID, md.TemplateID
+		c.messageIDs[i], c.organizationIDs[i] = md.MessageID, md.OrganizationID
+		c.bodies[i] = ev.Raw
+		c.patterns[i] = strings.Join(event.Patterns(ev.Type), " ")
+	}
+	return c
+}
+
+// FanOut records events with a pending delivery for each matching endpoint
+// that has none (skipped when the endpoint is disabled), and returns the
+// pending deliveries that have made no attempt: what the delivery stage
+// would be handed. Operators' tools and tests use it to record events
+// without sending them.
+func (s *Store) FanOut(ctx context.Context, events []*event.Event) ([]Pending, error) {
+	claimed, err := s.Claim(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	types := make(map[string]string, len(events))
+	for _, ev := range events {
+		types[ev.ID] = ev.Type
+	}
+	var rows []NewDelivery
+	var out []Pending
+	for _, c := range claimed {
+		if d := c.Delivery; d != nil {
+			if d.Status == StatusPending && d.AttemptCount == 0 {
+				out = append(out, Pending{DeliveryID: d.ID, EventID: c.EventID})
+			}
+			continue
+		}
+		row := NewDelivery{EventID: c.EventID, EndpointID: c.EndpointID,
+			EventType: types[c.EventID], Status: StatusPending}
+		if !c.EndpointActive {
+			row.Status, row.Error = StatusSkipped, "endpoint disabled"
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) == 0 {
+		return out, nil
+	}
+	ids, err := s.RecordNew(ctx, rows, 0)
+	if err != nil {
+		return nil, err
+	}
+	for i, row := range rows {
+		if ids[i] != 0 && row.Status == StatusPending {
+			out = append(out, Pending{DeliveryID: ids[i], EventID: row.EventID})
 		}
 	}
 	return out, nil
@@ -93,7 +192,8 @@ type NewDelivery struct {
 	// Attempt is the first attempt; nil when none was made. Its
 	// DeliveryID is not used: the delivery's id is assigned on insert.
 	Attempt *Attempt
-	// NextAttempt is when the next attempt is due, for a pending delivery.
+	// NextAttempt is when the next attempt is due, for a pending delivery;
+	// zero when it is due now.
 	NextAttempt time.Time
 	// Error is the delivery's last_error: the attempt's error, or why it
 	// was skipped.
@@ -118,7 +218,7 @@ func (s *Store) RecordNew(ctx context.Context, ds []NewDelivery,
 			unique = append(unique, d)
 		}
 	}
-	rows, err := s.q.DeliveryRecordNew(ctx, s.pool, recordNewParams(unique, disableAfter))
+	rows, err := s.q.DeliveryRecordNew(ctx, s.batch, recordNewParams(unique, disableAfter))
 	if err != nil {
 		return nil, fmt.Errorf("record deliveries: %w", err)
 	}

@@ -45,6 +45,26 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// OpenPipeline connects a second pool to url, for the pipeline's batch
+// statements (recording events, deliveries and attempts, loading tasks'
+// deliveries). Their shape never depends on which parameters are given, so
+// they run on a plan prepared once per connection: planning those
+// statements costs more than running them on small batches. Open must have
+// created the database and its schema first.
+func OpenPipeline(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	configure(cfg)
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect database: %w", err)
+	}
+	return pool, nil
+}
+
 func configure(cfg *pgxpool.Config) {
 	rp := cfg.ConnConfig.RuntimeParams
 	if rp["application_name"] == "" {

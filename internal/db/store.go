@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/internal/db/dbgen"
-	"github.com/hookrelay/hookrelay/internal/event"
 )
 
 // ErrNotFound is returned when the row asked for does not exist.
@@ -22,13 +20,21 @@ var ErrNotFound = errors.New("not found")
 // Store is hookrelay's history and endpoint store on PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
-	q    *dbgen.Queries
-	aead cipher.AEAD // encrypts endpoint secrets when set
+	// batch runs the pipeline's batch statements; pool when not set.
+	batch *pgxpool.Pool
+	q     *dbgen.Queries
+	aead  cipher.AEAD // encrypts endpoint secrets when set
 }
 
 // NewStore returns a store on pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: dbgen.New()}
+	return &Store{pool: pool, batch: pool, q: dbgen.New()}
+}
+
+// UseBatchPool runs the pipeline's batch statements (Claim, RecordNew,
+// RecordResults, LoadTargets) on pool, one from OpenPipeline.
+func (s *Store) UseBatchPool(pool *pgxpool.Pool) {
+	s.batch = pool
 }
 
 // Ping checks that the database answers.
@@ -47,41 +53,6 @@ func notFound(err error) error {
 type Pending struct {
 	DeliveryID int64
 	EventID    string
-}
-
-// FanOut records events and a delivery per matching endpoint in one
-// statement. It returns the pending deliveries that have made no attempt, new
-// or left by an earlier try of the same events.
-func (s *Store) FanOut(ctx context.Context, events []*event.Event) ([]Pending, error) {
-	rows, err := s.q.EventFanOut(ctx, s.pool, fanOutParams(events))
-	if err != nil {
-		return nil, fmt.Errorf("fan out events: %w", err)
-	}
-	out := make([]Pending, len(rows))
-	for i, r := range rows {
-		out[i] = Pending{DeliveryID: r.ID, EventID: r.EventID}
-	}
-	return out, nil
-}
-
-func fanOutParams(events []*event.Event) dbgen.EventFanOutParams {
-	n := len(events)
-	p := dbgen.EventFanOutParams{
-		Ids: make([]string, n), Types: make([]string, n), OccurredAts: make([]time.Time, n),
-		ProviderIds: make([]string, n), ChannelIds: make([]string, n),
-		TemplateIds: make([]string, n), MessageIds: make([]string, n),
-		OrganizationIds: make([]string, n), Bodies: make([][]byte, n),
-		Patterns: make([]string, n),
-	}
-	for i, ev := range events {
-		p.Ids[i], p.Types[i], p.OccurredAts[i] = ev.ID, ev.Type, ev.Timestamp
-		md := ev.Metadata
-		p.ProviderIds[i], p.ChannelIds[i], p.TemplateIds[i] = md.ProviderID, md.ChannelID, md.TemplateID
-		p.MessageIds[i], p.OrganizationIds[i] = md.MessageID, md.OrganizationID
-		p.Bodies[i] = ev.Raw
-		p.Patterns[i] = strings.Join(event.Patterns(ev.Type), " ")
-	}
-	return p
 }
 
 // Rejected is a message the fan-out stage refused.

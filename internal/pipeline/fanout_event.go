@@ -92,7 +92,7 @@ func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []d
 
 func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint) {
 	row := db.NewDelivery{EventID: fe.ev.ID, EndpointID: c.EndpointID,
-		EventType: fe.ev.Type, Status: db.StatusPending, NextAttempt: time.Now()}
+		EventType: fe.ev.Type, Status: db.StatusPending}
 	switch {
 	case c.Delivery != nil:
 		if d := c.Delivery; d.Status == db.StatusPending {
@@ -114,7 +114,7 @@ func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint)
 		// be running (its message would have come back); a first attempt
 		// recorded meanwhile makes this task stale. It also sends the
 		// event's stored bytes, which a repeated id may not match.
-		row.NextAttempt = row.NextAttempt.Add(p.cfg.ackWait())
+		row.NextAttempt = time.Now().Add(p.cfg.ackWait())
 		metricHandedOn.WithLabelValues("recorded_before").Inc()
 	case ce.secretErr != nil:
 		metricHandedOn.WithLabelValues("secret").Inc()
@@ -161,7 +161,7 @@ func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 			// for them instead of the event.
 			metricHandedOn.WithLabelValues("busy").Inc()
 			p.record(fe, []db.NewDelivery{{EventID: fe.ev.ID, EndpointID: ep.ID,
-				EventType: fe.ev.Type, Status: db.StatusPending, NextAttempt: time.Now()}}, nil)
+				EventType: fe.ev.Type, Status: db.StatusPending}}, nil)
 			return
 		}
 		p.slots <- struct{}{}

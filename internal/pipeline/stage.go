@@ -136,13 +136,20 @@ func (s *stage) fetchOnce() error {
 	return fetch.Error()
 }
 
-// collect groups the messages of a fetch into batches: a batch is handed on
-// when it is full or BatchTimeout after its first message. Messages that
+// collect groups the messages of a fetch into batches: a batch is handed
+// to a worker as soon as one is idle, so a lone message waits for nothing;
+// while every worker is busy it grows until it is full or BatchTimeout
+// after its first message, and then waits for a worker. Messages that
 // arrive once the pipeline stops are handed back at once.
 func (s *stage) collect(msgs <-chan jetstream.Msg) {
 	var batch []jetstream.Msg
 	var due <-chan time.Time
 	for {
+		// Offer the batch to an idle worker only while it is not full.
+		var idle chan<- []jetstream.Msg
+		if len(batch) > 0 {
+			idle = s.batches
+		}
 		select {
 		case m, ok := <-msgs:
 			if !ok {
@@ -160,6 +167,8 @@ func (s *stage) collect(msgs <-chan jetstream.Msg) {
 				s.flush(batch)
 				batch, due = nil, nil
 			}
+		case idle <- batch:
+			batch, due = nil, nil
 		case <-due:
 			s.flush(batch)
 			batch, due = nil, nil

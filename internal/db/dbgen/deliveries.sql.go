@@ -509,7 +509,9 @@ WITH input AS (
     )
     SELECT event_id, endpoint_id, event_type, status,
            CASE WHEN attempted THEN 1 ELSE 0 END,
-           CASE WHEN status = 'pending' THEN next_attempt_at END,
+           -- the zero time: due now, nothing scheduled
+           CASE WHEN status = 'pending'
+                THEN NULLIF(next_attempt_at, '0001-01-01 00:00:00Z') END,
            NULLIF(status_code, 0), error,
            CASE WHEN status = 'pending' THEN NULL ELSE now() END
     FROM input

@@ -35,31 +35,18 @@ WITH input AS (
     FROM input
     ON CONFLICT (id) DO NOTHING
     RETURNING id, provider_id, channel_id, template_id, received_at
-), batch AS (
-    -- The statement's snapshot does not see the rows it inserts: known
-    -- events are those recorded before it began.
-    SELECT ne.id, ne.provider_id, ne.channel_id, ne.template_id, ne.received_at,
-           true AS fresh
-    FROM new_events ne
-    UNION ALL
-    SELECT e.id, e.provider_id, e.channel_id, e.template_id, e.received_at, false
-    FROM events e
-    WHERE e.id = ANY ($1::text[])
 )
-SELECT b.id::text AS event_id, b.fresh::boolean AS fresh, ep.id AS endpoint_id,
-       ep.updated_at AS endpoint_updated_at, ep.active AS endpoint_active,
-       d.id AS delivery_id, d.status, d.attempt_count, d.next_attempt_at
-FROM batch b
-JOIN input i ON i.id = b.id
-JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
-    AND ep.created_at <= b.received_at
+SELECT ne.id::text AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_updated_at,
+       ep.active AS endpoint_active
+FROM new_events ne
+JOIN input i ON i.id = ne.id
+LEFT JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
     AND (cardinality(ep.filter_provider_ids) = 0
-         OR b.provider_id = ANY (ep.filter_provider_ids))
+         OR ne.provider_id = ANY (ep.filter_provider_ids))
     AND (cardinality(ep.filter_channel_ids) = 0
-         OR b.channel_id = ANY (ep.filter_channel_ids))
+         OR ne.channel_id = ANY (ep.filter_channel_ids))
     AND (cardinality(ep.filter_template_ids) = 0
-         OR b.template_id = ANY (ep.filter_template_ids))
-LEFT JOIN deliveries d ON NOT b.fresh AND d.event_id = b.id AND d.endpoint_id = ep.id
+         OR ne.template_id = ANY (ep.filter_template_ids))
 `
 
 type EventClaimParams struct {
@@ -77,22 +64,18 @@ type EventClaimParams struct {
 
 type EventClaimRow struct {
 	EventID           string
-	Fresh             bool
-	EndpointID        string
-	EndpointUpdatedAt time.Time
-	EndpointActive    bool
-	DeliveryID        *int64
-	Status            *string
-	AttemptCount      *int32
-	NextAttemptAt     *time.Time
+	EndpointID        *string
+	EndpointUpdatedAt *time.Time
+	EndpointActive    *bool
 }
 
-// Records a batch of events and returns the endpoints each is to go to: for
-// an event recorded now, every matching endpoint; for one recorded before
-// (an earlier try of the same message, or the same id published again), the
-// matching endpoints that existed when it was received, each with the
-// delivery it already has, if any. An event that a transaction still running
-// elsewhere is recording belongs to that transaction and returns nothing.
+// Records a batch of events and returns, for each event recorded now, the
+// endpoints it goes to: one row per matching endpoint, or one row without
+// an endpoint when none matches. An event of the batch with no row was
+// recorded before (EventClaimKnown answers for it), or is being recorded by
+// a transaction still running elsewhere. The statement's plan may be
+// prepared once (db.OpenPipeline): it reads no table whose size changes the
+// plan.
 func (q *Queries) EventClaim(ctx context.Context, db DBTX, arg EventClaimParams) ([]EventClaimRow, error) {
 	rows, err := db.Query(ctx, eventClaim,
 		arg.Ids,
@@ -115,14 +98,9 @@ func (q *Queries) EventClaim(ctx context.Context, db DBTX, arg EventClaimParams)
 		var i EventClaimRow
 		if err := rows.Scan(
 			&i.EventID,
-			&i.Fresh,
 			&i.EndpointID,
 			&i.EndpointUpdatedAt,
 			&i.EndpointActive,
-			&i.DeliveryID,
-			&i.Status,
-			&i.AttemptCount,
-			&i.NextAttemptAt,
 		); err != nil {
 			return nil, err
 		}
@@ -134,105 +112,64 @@ func (q *Queries) EventClaim(ctx context.Context, db DBTX, arg EventClaimParams)
 	return items, nil
 }
 
-const eventFanOut = `-- name: EventFanOut :many
+const eventClaimKnown = `-- name: EventClaimKnown :many
 WITH input AS (
-    SELECT unnest($1::text[]) AS id,
-           unnest($2::text[]) AS type,
-           unnest($3::timestamptz[]) AS occurred_at,
-           unnest($4::text[]) AS provider_id,
-           unnest($5::text[]) AS channel_id,
-           unnest($6::text[]) AS template_id,
-           unnest($7::text[]) AS message_id,
-           unnest($8::text[]) AS organization_id,
-           unnest($9::bytea[]) AS body,
-           -- the subscription patterns that match the type: "*", every
-           -- prefix pattern ("message.*") and the type itself
-           unnest($10::text[]) AS patterns
-), new_events AS (
-    INSERT INTO events (
-        id, type, occurred_at, provider_id, channel_id, template_id, message_id,
-        organization_id, body
-    )
-    SELECT id, type, occurred_at, NULLIF(provider_id, ''), NULLIF(channel_id, ''),
-           NULLIF(template_id, ''), NULLIF(message_id, ''), NULLIF(organization_id, ''),
-           body
-    FROM input
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, type, provider_id, channel_id, template_id
-), matching AS (
-    SELECT ne.id, ne.type, ne.provider_id, ne.channel_id, ne.template_id, string_to_array(i.patterns, ' ') AS patterns
-    FROM new_events ne JOIN input i ON i.id = ne.id
-), new_deliveries AS (
-    INSERT INTO deliveries (event_id, endpoint_id, event_type, status, last_error, completed_at)
-    SELECT ne.id, ep.id, ne.type,
-           CASE WHEN ep.active THEN 'pending' ELSE 'skipped' END,
-           CASE WHEN ep.active THEN '' ELSE 'endpoint disabled' END,
-           CASE WHEN ep.active THEN NULL ELSE now() END
-    FROM matching ne
-    JOIN endpoints ep ON ep.event_types && ne.patterns
-    AND (cardinality(ep.filter_provider_ids) = 0
-         OR ne.provider_id = ANY (ep.filter_provider_ids))
-    AND (cardinality(ep.filter_channel_ids) = 0
-         OR ne.channel_id = ANY (ep.filter_channel_ids))
-    AND (cardinality(ep.filter_template_ids) = 0
-         OR ne.template_id = ANY (ep.filter_template_ids))
-    ON CONFLICT (event_id, endpoint_id) DO NOTHING
-    RETURNING id, event_id, status
+    SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS patterns
 )
-SELECT nd.id::bigint AS id, nd.event_id::text AS event_id
-FROM new_deliveries nd
-WHERE nd.status = 'pending'
-UNION ALL
-SELECT d.id, d.event_id
-FROM input i
-JOIN deliveries d ON d.event_id = i.id
-WHERE d.status = 'pending'
-  AND d.attempt_count = 0
+SELECT e.id AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_updated_at,
+       ep.active AS endpoint_active, d.id AS delivery_id, d.status, d.attempt_count,
+       d.next_attempt_at
+FROM events e
+JOIN input i ON i.id = e.id
+JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
+    AND ep.created_at <= e.received_at
+    AND (cardinality(ep.filter_provider_ids) = 0
+         OR e.provider_id = ANY (ep.filter_provider_ids))
+    AND (cardinality(ep.filter_channel_ids) = 0
+         OR e.channel_id = ANY (ep.filter_channel_ids))
+    AND (cardinality(ep.filter_template_ids) = 0
+         OR e.template_id = ANY (ep.filter_template_ids))
+LEFT JOIN deliveries d ON d.event_id = e.id AND d.endpoint_id = ep.id
 `
 
-type EventFanOutParams struct {
-	Ids             []string
-	Types           []string
-	OccurredAts     []time.Time
-	ProviderIds     []string
-	ChannelIds      []string
-	TemplateIds     []string
-	MessageIds      []string
-	OrganizationIds []string
-	Bodies          [][]byte
-	Patterns        []string
+type EventClaimKnownParams struct {
+	Ids      []string
+	Patterns []string
 }
 
-type EventFanOutRow struct {
-	ID      int64
-	EventID string
+type EventClaimKnownRow struct {
+	EventID           string
+	EndpointID        string
+	EndpointUpdatedAt time.Time
+	EndpointActive    bool
+	DeliveryID        *int64
+	Status            *string
+	AttemptCount      *int32
+	NextAttemptAt     *time.Time
 }
 
-// Records a batch of events, one delivery for each endpoint that matches a
-// new event (skipped when the endpoint is disabled), and returns the pending
-// deliveries of the batch that have made no attempt yet: their tasks may not
-// have been published when an earlier try of this batch crashed.
-func (q *Queries) EventFanOut(ctx context.Context, db DBTX, arg EventFanOutParams) ([]EventFanOutRow, error) {
-	rows, err := db.Query(ctx, eventFanOut,
-		arg.Ids,
-		arg.Types,
-		arg.OccurredAts,
-		arg.ProviderIds,
-		arg.ChannelIds,
-		arg.TemplateIds,
-		arg.MessageIds,
-		arg.OrganizationIds,
-		arg.Bodies,
-		arg.Patterns,
-	)
+// For events recorded before (an earlier try of the same message, or the
+// same id published again): the matching endpoints that existed when each
+// was received, with the delivery each already has, if any.
+func (q *Queries) EventClaimKnown(ctx context.Context, db DBTX, arg EventClaimKnownParams) ([]EventClaimKnownRow, error) {
+	rows, err := db.Query(ctx, eventClaimKnown, arg.Ids, arg.Patterns)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []EventFanOutRow
+	var items []EventClaimKnownRow
 	for rows.Next() {
-		var i EventFanOutRow
-		if err := rows.Scan(&i.ID, &i.EventID); err != nil {
+		var i EventClaimKnownRow
+		if err := rows.Scan(
+			&i.EventID,
+			&i.EndpointID,
+			&i.EndpointUpdatedAt,
+			&i.EndpointActive,
+			&i.DeliveryID,
+			&i.Status,
+			&i.AttemptCount,
+			&i.NextAttemptAt,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
