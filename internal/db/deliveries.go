@@ -60,7 +60,7 @@ type Target struct {
 
 // LoadTargets returns the targets of the deliveries ids, in one query.
 func (s *Store) LoadTargets(ctx context.Context, ids []int64) (map[int64]*Target, error) {
-	rows, err := s.q.DeliveryListForAttempt(ctx, s.batch, ids)
+	rows, err := s.q.DeliveryListForAttempt(ctx, s.pool, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load deliveries: %w", err)
 	}
@@ -121,7 +121,7 @@ func (s *Store) RecordResults(ctx context.Context, results []Result,
 	disableAfter time.Duration) (map[int64]bool, error) {
 	p := recordParams(results)
 	p.DisableAfterSecs = disableAfter.Seconds()
-	ids, err := s.q.DeliveryRecordAttempts(ctx, s.batch, p)
+	ids, err := s.q.DeliveryRecordAttempts(ctx, s.pool, p)
 	if err != nil {
 		return nil, fmt.Errorf("record attempts: %w", err)
 	}

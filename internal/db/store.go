@@ -31,8 +31,9 @@ func NewStore(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, batch: pool, q: dbgen.New()}
 }
 
-// UseBatchPool runs the pipeline's batch statements (Claim, RecordNew,
-// RecordResults, LoadTargets) on pool, one from OpenPipeline.
+// UseBatchPool runs the fan-out stage's two batch statements (the claim of
+// new events, and RecordNew) on pool, one from OpenPipeline. Statements
+// whose best plan depends on a table's size stay on the main pool.
 func (s *Store) UseBatchPool(pool *pgxpool.Pool) {
 	s.batch = pool
 }
