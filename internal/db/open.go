@@ -45,12 +45,12 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// OpenPipeline connects a second pool to url, for the pipeline's batch
-// statements (recording events, deliveries and attempts, loading tasks'
-// deliveries). Their shape never depends on which parameters are given, so
-// they run on a plan prepared once per connection: planning those
-// statements costs more than running them on small batches. Open must have
-// created the database and its schema first.
+// OpenPipeline connects a second pool to url, for the fan-out stage's two
+// batch statements (Store.UseBatchPool). Their shape never depends on which
+// parameters are given, and no table they read changes their best plan as
+// it grows, so they run on a plan prepared once per connection: planning
+// them cost more than running them on small batches. Open must have created
+// the database and its schema first.
 func OpenPipeline(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
