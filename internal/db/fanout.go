@@ -33,12 +33,12 @@ type ClaimedDelivery struct {
 }
 
 // Claim records a batch of events and returns the endpoints each is to go
-// to: one statement for the batch, and a second only for events recorded
+// to, once for an id given more than once: one statement for the batch, and a second only for events recorded
 // before (see the EventClaim and EventClaimKnown queries). An event being
 // recorded by a transaction still running elsewhere may come back with its
 // deliveries pending, to be made by the delivery stage.
 func (s *Store) Claim(ctx context.Context, events []*event.Event) ([]Claimed, error) {
-	f := fanOutParams(events)
+	f := fanOutParams(firstOfEachID(events))
 	rows, err := s.q.EventClaim(ctx, s.batch, dbgen.EventClaimParams{
 		Ids: f.ids, Types: f.types, OccurredAts: f.occurredAts, ProviderIds: f.providerIDs,
 		ChannelIds: f.channelIDs, TemplateIds: f.templateIDs, MessageIds: f.messageIDs,
@@ -83,6 +83,19 @@ func (s *Store) Claim(ctx context.Context, events []*event.Event) ([]Claimed, er
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// firstOfEachID drops the events that repeat an id seen before in events.
+func firstOfEachID(events []*event.Event) []*event.Event {
+	seen := make(map[string]bool, len(events))
+	out := make([]*event.Event, 0, len(events))
+	for _, ev := range events {
+		if !seen[ev.ID] {
+			seen[ev.ID] = true
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 // eventColumns are a batch of events as the claim's array parameters.
@@ -207,32 +220,34 @@ type NewDelivery struct {
 // order of ds, zero where one was not recorded.
 func (s *Store) RecordNew(ctx context.Context, ds []NewDelivery,
 	disableAfter time.Duration) ([]int64, error) {
-	// Two tries of one event in one batch: the first is recorded, as if it
-	// had committed first (an upsert may not touch a row twice).
-	index := make(map[[2]string]int, len(ds))
-	unique := make([]NewDelivery, 0, len(ds))
-	for _, d := range ds {
+	// Two tries of one event in one batch: an upsert may not touch a row
+	// twice, so one row per delivery is written, the one the rows would
+	// have left in order: the first, or a first attempt following a
+	// pending row without one.
+	winner := make(map[[2]string]int, len(ds)) // key → index in ds
+	var keys [][2]string
+	for i, d := range ds {
 		key := [2]string{d.EventID, d.EndpointID}
-		if _, dup := index[key]; !dup {
-			index[key] = len(unique)
-			unique = append(unique, d)
+		w, dup := winner[key]
+		switch {
+		case !dup:
+			winner[key] = i
+			keys = append(keys, key)
+		case ds[w].Attempt == nil && ds[w].Status == StatusPending && d.Attempt != nil:
+			winner[key] = i
 		}
+	}
+	unique := make([]NewDelivery, len(keys))
+	for j, key := range keys {
+		unique[j] = ds[winner[key]]
 	}
 	rows, err := s.q.DeliveryRecordNew(ctx, s.batch, recordNewParams(unique, disableAfter))
 	if err != nil {
 		return nil, fmt.Errorf("record deliveries: %w", err)
 	}
-	recorded := make(map[[2]string]int64, len(rows))
-	for _, r := range rows {
-		recorded[[2]string{r.EventID, r.EndpointID}] = r.ID
-	}
 	ids := make([]int64, len(ds))
-	for i, d := range ds {
-		key := [2]string{d.EventID, d.EndpointID}
-		if index[key] >= 0 {
-			ids[i] = recorded[key]
-			index[key] = -1 // a later duplicate gets zero
-		}
+	for _, r := range rows {
+		ids[winner[[2]string{r.EventID, r.EndpointID}]] = r.ID
 	}
 	return ids, nil
 }

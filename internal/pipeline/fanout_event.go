@@ -153,10 +153,10 @@ func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 	fe.mu.Unlock()
 	go func() {
 		defer p.release(fe)
-		defer func() { <-p.inline }()
 		target := &db.Target{EventID: fe.ev.ID, EventType: fe.ev.Type, Body: fe.ev.Raw,
 			Endpoint: ep}
 		if !tk.waitFor(inlineSlowerThan) {
+			<-p.inline
 			// The endpoint's slots stay taken: the delivery stage waits
 			// for them instead of the event.
 			metricHandedOn.WithLabelValues("busy").Inc()
@@ -168,6 +168,7 @@ func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 		started := time.Now()
 		resp, sendErr := p.sendTo(p.attemptCtx, target, started)
 		<-p.slots
+		<-p.inline // the record's wait holds no permit
 		took := time.Since(started)
 		tk.done(took)
 		if p.attemptCtx.Err() != nil {

@@ -1,0 +1,326 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/dispatch"
+	"github.com/hookrelay/hookrelay/internal/pipeline"
+	"github.com/hookrelay/hookrelay/internal/stream"
+)
+
+// Tests of the fan-out stage's first attempts: endpoint changes reach the
+// next event through the endpoint cache, a failed first attempt is retried
+// by the delivery stage, and rate-limited endpoints are left to it.
+
+// taskLog records the delivery tasks published on the deliveries subject,
+// seen as a plain NATS subscriber.
+type taskLog struct {
+	mu    sync.Mutex
+	tasks []stream.Task
+}
+
+func (b *bundle) watchTasks() *taskLog {
+	b.t.Helper()
+	l := &taskLog{}
+	sub, err := b.nc.Subscribe(b.names.DeliverySubject(), func(m *nats.Msg) {
+		t, err := stream.DecodeTask(m.Data)
+		if err != nil {
+			b.t.Errorf("undecodable task %q: %v", m.Data, err)
+			return
+		}
+		l.mu.Lock()
+		l.tasks = append(l.tasks, t)
+		l.mu.Unlock()
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := b.nc.Flush(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return l
+}
+
+// of returns the attempt numbers of the tasks published for delivery id.
+func (l *taskLog) of(id int64) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for _, t := range l.tasks {
+		if t.DeliveryID == id {
+			out = append(out, t.Attempt)
+		}
+	}
+	return out
+}
+
+// counter reads a counter of the default registry by one label.
+func counter(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// deliveryOf returns the delivery of event to endpoint, or false.
+func (b *bundle) deliveryOf(eventID, endpointID string) (db.Delivery, bool) {
+	b.t.Helper()
+	ds, err := b.store.ListDeliveries(b.ctx, db.DeliveryQuery{
+		EventID: eventID, EndpointID: endpointID, Limit: 2,
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if len(ds) > 1 {
+		b.t.Fatalf("%d deliveries of %s to %s", len(ds), eventID, endpointID)
+	}
+	if len(ds) == 0 {
+		return db.Delivery{}, false
+	}
+	return ds[0], true
+}
+
+func (b *bundle) waitDelivery(eventID, endpointID, status string) db.Delivery {
+	b.t.Helper()
+	var d db.Delivery
+	eventually(b.t, 20*time.Second, eventID+" → "+endpointID+" "+status, func() bool {
+		var ok bool
+		d, ok = b.deliveryOf(eventID, endpointID)
+		return ok && d.Status == status
+	})
+	return d
+}
+
+func inlineEvent(id string) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"type":"message.sent","data":{"to":"+821000000000"},`+
+		`"metadata":{"providerId":"solapi"}}`, id)
+}
+
+func verifies(secret string, r request) bool {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return false
+	}
+	return wh.Verify(r.body, r.header) == nil
+}
+
+// TestEndpointChangesReachTheNextEvent changes an endpoint while the
+// pipeline runs, after an event has put it in the fan-out stage's cache: the
+// next event is signed with the rotated secret, then sent to the changed
+// URL, and once the endpoint is disabled, recorded skipped for it.
+func TestEndpointChangesReachTheNextEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ep := b.endpoint("ep_chg", "/chg", []string{"message.*"}, db.Filters{})
+	oldSecret := ep.Secrets[0]
+	b.start(pipeline.Config{})
+
+	b.publish([][]byte{inlineEvent("evt_chg_1")})
+	b.waitDelivery("evt_chg_1", ep.ID, db.StatusSucceeded)
+	if !verifies(oldSecret, b.recv.lastRequest("/chg")) {
+		t.Fatal("first event not signed with the endpoint's secret")
+	}
+
+	t.Run("a rotated secret signs the next event", func(t *testing.T) {
+		newSecret, err := dispatch.GenerateSecret()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No grace period: only the new secret may sign from now on.
+		if _, err := b.store.RotateSecret(b.ctx, ep.ID, newSecret, 0); err != nil {
+			t.Fatal(err)
+		}
+		b.recv.setSecret("/chg", newSecret)
+		b.publish([][]byte{inlineEvent("evt_chg_2")})
+		b.waitDelivery("evt_chg_2", ep.ID, db.StatusSucceeded)
+
+		got := b.recv.lastRequest("/chg")
+		if got.header.Get("webhook-id") != "evt_chg_2" {
+			t.Fatalf("last request to /chg is %s", got.header.Get("webhook-id"))
+		}
+		if !verifies(newSecret, got) {
+			t.Errorf("event after rotation not signed with the new secret (signature %q)",
+				got.header.Get("webhook-signature"))
+		}
+		if verifies(oldSecret, got) {
+			t.Error("event after rotation without grace still signed with the old secret")
+		}
+		if n := b.recv.badSignatures(); n != 0 {
+			t.Errorf("%d requests failed signature verification", n)
+		}
+	})
+
+	t.Run("a changed URL receives the next event", func(t *testing.T) {
+		cur, err := b.store.GetEndpoint(b.ctx, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.recv.setSecret("/moved", cur.Secrets[0])
+		cur.URL = b.recv.url + "/moved"
+		if _, err := b.store.UpdateEndpoint(b.ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		b.publish([][]byte{inlineEvent("evt_chg_3")})
+		b.waitDelivery("evt_chg_3", ep.ID, db.StatusSucceeded)
+		if n := b.recv.ids("/moved")["evt_chg_3"]; n != 1 {
+			t.Errorf("new URL received evt_chg_3 %d times, want once", n)
+		}
+		if n := b.recv.ids("/chg")["evt_chg_3"]; n != 0 {
+			t.Errorf("old URL received evt_chg_3 %d times after the change", n)
+		}
+	})
+
+	t.Run("a disabled endpoint gets skipped deliveries", func(t *testing.T) {
+		if err := b.store.DisableEndpoint(b.ctx, ep.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		b.publish([][]byte{inlineEvent("evt_chg_4")})
+		d := b.waitDelivery("evt_chg_4", ep.ID, db.StatusSkipped)
+		if d.AttemptCount != 0 || d.LastError != "endpoint disabled" || d.CompletedAt == nil {
+			t.Errorf("delivery %+v, want skipped as endpoint disabled, no attempt", d)
+		}
+		for _, path := range []string{"/chg", "/moved"} {
+			if n := b.recv.ids(path)["evt_chg_4"]; n != 0 {
+				t.Errorf("%s received evt_chg_4 from a disabled endpoint", path)
+			}
+		}
+	})
+}
+
+// TestFailedFirstAttemptIsRetriedByTheDeliveryStage answers 500 to the
+// first attempt, which the fan-out stage makes itself: the delivery is
+// recorded pending after one attempt with the task of attempt 2, which the
+// delivery stage makes once due, and which succeeds.
+func TestFailedFirstAttemptIsRetriedByTheDeliveryStage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ep := b.endpoint("ep_again", "/again", []string{"*"}, db.Filters{})
+	b.recv.setStatus("/again", http.StatusInternalServerError)
+	tasks := b.watchTasks()
+	// The retry comes 3s after the first attempt: time to see it pending.
+	b.start(pipeline.Config{Policy: dispatch.Policy{
+		Delays: []time.Duration{3 * time.Second, time.Second}}})
+	b.publish([][]byte{inlineEvent("evt_again")})
+
+	var d db.Delivery
+	eventually(t, 20*time.Second, "the first attempt to be recorded", func() bool {
+		var ok bool
+		d, ok = b.deliveryOf("evt_again", ep.ID)
+		return ok && d.AttemptCount >= 1
+	})
+	if d.Status != db.StatusPending || d.AttemptCount != 1 || d.NextAttemptAt == nil ||
+		d.LastStatusCode == nil || *d.LastStatusCode != 500 || d.CompletedAt != nil {
+		t.Fatalf("after a 500: delivery %+v, want pending after 1 attempt", d)
+	}
+	eventually(t, 10*time.Second, "the task of attempt 2", func() bool {
+		return len(tasks.of(d.ID)) > 0
+	})
+	if got := tasks.of(d.ID); len(got) != 1 || got[0] != 2 {
+		t.Errorf("tasks published for the delivery: attempts %v, want only [2] "+
+			"(attempt 1 made by the fan-out stage)", got)
+	}
+	b.recv.setStatus("/again", http.StatusOK)
+
+	d = b.waitDelivery("evt_again", ep.ID, db.StatusSucceeded)
+	if d.AttemptCount != 2 || d.NextAttemptAt != nil || d.CompletedAt == nil ||
+		d.LastStatusCode == nil || *d.LastStatusCode != 200 {
+		t.Errorf("delivery %+v, want succeeded on attempt 2", d)
+	}
+	as, err := b.store.ListAttempts(b.ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 2 || as[0].Number != 1 || as[0].StatusCode != 500 ||
+		as[1].Number != 2 || as[1].StatusCode != 200 {
+		t.Errorf("attempts %+v, want 1: 500 and 2: 200", as)
+	}
+	if n := b.recv.ids("/again")["evt_again"]; n != 2 {
+		t.Errorf("endpoint received the event %d times, want 2", n)
+	}
+	eventually(t, 10*time.Second, "both stages to settle", b.settled)
+}
+
+// TestRateLimitedEndpointFirstAttemptsGoThroughTheDeliveryStage gives an
+// endpoint a rate limit: the fan-out stage hands its first attempts on, and
+// it still receives every event exactly once.
+func TestRateLimitedEndpointFirstAttemptsGoThroughTheDeliveryStage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ep := b.endpoint("ep_limited", "/limited", []string{"*"}, db.Filters{})
+	fifty := 50
+	ep.RateLimit = &fifty
+	if _, err := b.store.UpdateEndpoint(b.ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	fast := b.endpoint("ep_fast", "/fast", []string{"*"}, db.Filters{})
+	tasks := b.watchTasks()
+	before := counter(t, "hookrelay_fanout_handed_on_total", "reason", "rate_limit")
+	b.start(pipeline.Config{})
+
+	const n = 10
+	var lines [][]byte
+	for i := range n {
+		lines = append(lines, inlineEvent(fmt.Sprintf("evt_limited_%d", i)))
+	}
+	b.publish(lines)
+	eventually(t, 20*time.Second, "all delivered to both endpoints", func() bool {
+		return b.count(ep.ID, db.StatusSucceeded) == n && b.count(fast.ID, db.StatusSucceeded) == n
+	})
+	eventually(t, 10*time.Second, "both stages to settle", b.settled)
+
+	for _, path := range []string{"/limited", "/fast"} {
+		got := b.recv.ids(path)
+		if len(got) != n {
+			t.Errorf("%s received %d events, want %d", path, len(got), n)
+		}
+		for id, k := range got {
+			if k != 1 || !strings.HasPrefix(id, "evt_limited_") {
+				t.Errorf("%s received %s %d times", path, id, k)
+			}
+		}
+	}
+	for i := range n {
+		id := fmt.Sprintf("evt_limited_%d", i)
+		d, _ := b.deliveryOf(id, ep.ID)
+		if d.AttemptCount != 1 {
+			t.Errorf("%s → %s: %d attempts, want 1", id, ep.ID, d.AttemptCount)
+		}
+		if got := tasks.of(d.ID); len(got) != 1 || got[0] != 1 {
+			t.Errorf("%s → %s: tasks for attempts %v, want [1]: the delivery stage "+
+				"makes the first attempt", id, ep.ID, got)
+		}
+		f, _ := b.deliveryOf(id, fast.ID)
+		if got := tasks.of(f.ID); len(got) != 0 {
+			t.Errorf("%s → %s: tasks for attempts %v, want none: the fan-out stage "+
+				"makes the first attempt", id, fast.ID, got)
+		}
+	}
+	if after := counter(t, "hookrelay_fanout_handed_on_total", "reason", "rate_limit"); after-before < n {
+		t.Errorf("handed_on{reason=rate_limit} rose by %v, want at least %d", after-before, n)
+	}
+}
