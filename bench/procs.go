@@ -153,14 +153,14 @@ func sampleOf(pids []int) cpuSample {
 	return out
 }
 
-// since is the CPU used between two samples by the processes present in
-// both: a process that ended meanwhile cannot be accounted.
+// since is the CPU used between two samples: by the processes present in
+// both, and all of it for those started meanwhile (such as a database
+// connection opened during the run). A process that ended meanwhile cannot
+// be accounted.
 func (s cpuSample) since(before cpuSample) time.Duration {
 	var d time.Duration
 	for pid, t := range s {
-		if t0, ok := before[pid]; ok {
-			d += t - t0
-		}
+		d += t - before[pid]
 	}
 	return d
 }
