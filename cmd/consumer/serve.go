@@ -158,8 +158,11 @@ func newSender(cfg config.Consumer) (*dispatch.Guard, *dispatch.Sender, error) {
 		return nil, nil, fmt.Errorf("--allow-cidrs: %w", err)
 	}
 	guard := dispatch.NewGuard(allow)
+	// Endpoints on one host share its keep-alive pool, and up to
+	// Concurrency attempts may be in flight to it: a smaller pool would
+	// close connections after use and dial new ones under load.
 	sender, err := dispatch.NewSender(guard, dispatch.WithBodyLimit(cfg.ResponseBodyLimit),
-		dispatch.WithMaxIdlePerHost(cfg.EndpointConcurrency*2))
+		dispatch.WithMaxIdlePerHost(max(cfg.Concurrency, cfg.EndpointConcurrency)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("http sender: %w", err)
 	}
