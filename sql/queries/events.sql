@@ -37,8 +37,9 @@ WITH input AS (
            unnest(@organization_ids::text[]) AS organization_id,
            unnest(@bodies::bytea[]) AS body,
            -- the subscription patterns that match the type: "*", every
-           -- prefix pattern ("message.*") and the type itself
-           unnest(@patterns::text[]) AS patterns
+           -- prefix pattern ("message.*") and the type itself, split once
+           -- here rather than for every endpoint compared
+           string_to_array(unnest(@patterns::text[]), ' ') AS patterns
 ), new_events AS (
     INSERT INTO events (
         id, type, occurred_at, provider_id, channel_id, template_id, message_id,
@@ -55,7 +56,7 @@ SELECT ne.id::text AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_
        ep.active AS endpoint_active
 FROM new_events ne
 JOIN input i ON i.id = ne.id
-LEFT JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
+LEFT JOIN endpoints ep ON ep.event_types && i.patterns
     AND (cardinality(ep.filter_provider_ids) = 0
          OR ne.provider_id = ANY (ep.filter_provider_ids))
     AND (cardinality(ep.filter_channel_ids) = 0
@@ -68,14 +69,15 @@ LEFT JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
 -- same id published again): the matching endpoints that existed when each
 -- was received, with the delivery each already has, if any.
 WITH input AS (
-    SELECT unnest(@ids::text[]) AS id, unnest(@patterns::text[]) AS patterns
+    SELECT unnest(@ids::text[]) AS id,
+           string_to_array(unnest(@patterns::text[]), ' ') AS patterns
 )
 SELECT e.id AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_updated_at,
        ep.active AS endpoint_active, d.id AS delivery_id, d.status, d.attempt_count,
        d.next_attempt_at
 FROM events e
 JOIN input i ON i.id = e.id
-JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
+JOIN endpoints ep ON ep.event_types && i.patterns
     AND ep.created_at <= e.received_at
     AND (cardinality(ep.filter_provider_ids) = 0
          OR e.provider_id = ANY (ep.filter_provider_ids))

@@ -22,8 +22,9 @@ WITH input AS (
            unnest($8::text[]) AS organization_id,
            unnest($9::bytea[]) AS body,
            -- the subscription patterns that match the type: "*", every
-           -- prefix pattern ("message.*") and the type itself
-           unnest($10::text[]) AS patterns
+           -- prefix pattern ("message.*") and the type itself, split once
+           -- here rather than for every endpoint compared
+           string_to_array(unnest($10::text[]), ' ') AS patterns
 ), new_events AS (
     INSERT INTO events (
         id, type, occurred_at, provider_id, channel_id, template_id, message_id,
@@ -40,7 +41,7 @@ SELECT ne.id::text AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_
        ep.active AS endpoint_active
 FROM new_events ne
 JOIN input i ON i.id = ne.id
-LEFT JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
+LEFT JOIN endpoints ep ON ep.event_types && i.patterns
     AND (cardinality(ep.filter_provider_ids) = 0
          OR ne.provider_id = ANY (ep.filter_provider_ids))
     AND (cardinality(ep.filter_channel_ids) = 0
@@ -114,14 +115,15 @@ func (q *Queries) EventClaim(ctx context.Context, db DBTX, arg EventClaimParams)
 
 const eventClaimKnown = `-- name: EventClaimKnown :many
 WITH input AS (
-    SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS patterns
+    SELECT unnest($1::text[]) AS id,
+           string_to_array(unnest($2::text[]), ' ') AS patterns
 )
 SELECT e.id AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_updated_at,
        ep.active AS endpoint_active, d.id AS delivery_id, d.status, d.attempt_count,
        d.next_attempt_at
 FROM events e
 JOIN input i ON i.id = e.id
-JOIN endpoints ep ON ep.event_types && string_to_array(i.patterns, ' ')
+JOIN endpoints ep ON ep.event_types && i.patterns
     AND ep.created_at <= e.received_at
     AND (cardinality(ep.filter_provider_ids) = 0
          OR e.provider_id = ANY (ep.filter_provider_ids))
