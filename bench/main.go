@@ -46,6 +46,7 @@ type options struct {
 	concurrency int
 	workDir     string
 	only        string
+	logLevel    string
 }
 
 func main() {
@@ -60,6 +61,8 @@ func main() {
 	flag.IntVar(&o.consumers, "consumers", 1, "consumer processes")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "HOOKRELAY_CONCURRENCY of each consumer")
 	flag.StringVar(&o.workDir, "dir", ".bench", "working directory for binaries and logs")
+	flag.StringVar(&o.logLevel, "log-level", "info",
+		"HOOKRELAY_LOG_LEVEL of the consumers (info: one line per attempt, as by default)")
 	flag.StringVar(&o.only, "only", "",
 		"comma-separated scenarios to run (throughput, fanout, steady, healthy, mixed); all when empty")
 	flag.Parse()

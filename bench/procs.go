@@ -82,7 +82,7 @@ func (e *benchEnv) startConsumer(o options, i int) error {
 	cmd := exec.Command(filepath.Join(o.workDir, "bin", "consumer"))
 	cmd.Env = append(os.Environ(), "NATS_URL="+o.natsURL, "DATABASE_URL="+databaseURL(o.pgURL),
 		"HOOKRELAY_PREFIX="+prefix, "HOOKRELAY_HTTP_ADDR="+addr, "HOOKRELAY_API_TOKEN=",
-		"HOOKRELAY_ALLOW_CIDRS=127.0.0.0/8", "HOOKRELAY_LOG_LEVEL=warn",
+		"HOOKRELAY_ALLOW_CIDRS=127.0.0.0/8", "HOOKRELAY_LOG_LEVEL="+o.logLevel,
 		"HOOKRELAY_CONCURRENCY="+strconv.Itoa(o.concurrency))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -36,7 +36,6 @@ const inlineQueue = 4
 type fanEvent struct {
 	msg jetstream.Msg
 	ev  *event.Event
-	log *zap.Logger
 
 	mu   sync.Mutex
 	left int // deliveries still being attempted or recorded
@@ -65,8 +64,7 @@ func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []d
 	}
 	p.inFlight <- struct{}{}
 	p.attempts.Add(1)
-	fe := &fanEvent{msg: msg, ev: ev, log: p.log.With(zap.String("event_id", ev.ID)),
-		left: 1, stopKeepAlive: p.keepAlive(msg)}
+	fe := &fanEvent{msg: msg, ev: ev, left: 1, stopKeepAlive: p.keepAlive(msg)}
 	for _, c := range targets {
 		p.dispatchTarget(fe, c, endpoints[c.EndpointID])
 	}
@@ -82,8 +80,8 @@ func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []d
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 			defer cancel()
 			if err := p.publishTasks(ctx, fe.resume); err != nil {
-				fe.log.Error("publish tasks of pending deliveries; returning event",
-					zap.Error(err))
+				p.log.Error("publish tasks of pending deliveries; returning event",
+					zap.String("event_id", fe.ev.ID), zap.Error(err))
 				fe.fail()
 			}
 		}
@@ -199,7 +197,8 @@ func (p *Pipeline) record(fe *fanEvent, rows []db.NewDelivery, decisions []dispa
 	}
 	ids, err := p.deliveryLog.submit(rows)
 	if err != nil {
-		fe.log.Error("record deliveries; returning event", zap.Error(err))
+		p.log.Error("record deliveries; returning event", zap.String("event_id", fe.ev.ID),
+			zap.Error(err))
 		fe.fail()
 		return
 	}
@@ -212,7 +211,7 @@ func (p *Pipeline) record(fe *fanEvent, rows []db.NewDelivery, decisions []dispa
 		if decisions != nil {
 			d = decisions[i]
 		}
-		p.noteDelivery(fe.log, ids[i], row, d)
+		p.noteDelivery(ids[i], row, d)
 		if row.Status != db.StatusPending {
 			continue
 		}
@@ -230,7 +229,8 @@ func (p *Pipeline) record(fe *fanEvent, rows []db.NewDelivery, decisions []dispa
 	if err := p.publishTasks(ctx, tasks); err != nil {
 		// The message comes back; the claim finds the deliveries pending
 		// and publishes their tasks again.
-		fe.log.Error("publish tasks; returning event", zap.Error(err))
+		p.log.Error("publish tasks; returning event", zap.String("event_id", fe.ev.ID),
+			zap.Error(err))
 		fe.fail()
 	}
 }
@@ -258,7 +258,8 @@ func (p *Pipeline) release(fe *fanEvent) {
 	case failed:
 		_ = fe.msg.NakWithDelay(retryOwnFailure)
 	case cancelled:
-		fe.log.Info("attempt cancelled by shutdown; returning event")
+		p.log.Info("attempt cancelled by shutdown; returning event",
+			zap.String("event_id", fe.ev.ID))
 		_ = fe.msg.Nak()
 	default:
 		_ = fe.msg.Ack()
@@ -268,7 +269,7 @@ func (p *Pipeline) release(fe *fanEvent) {
 
 // noteDelivery logs and counts a recorded delivery's first attempt, and
 // disables an endpoint that answered 410 Gone.
-func (p *Pipeline) noteDelivery(log *zap.Logger, id int64, row db.NewDelivery, d dispatch.Decision) {
+func (p *Pipeline) noteDelivery(id int64, row db.NewDelivery, d dispatch.Decision) {
 	if row.Attempt == nil {
 		if row.Status == db.StatusSkipped {
 			metricDeliveries.WithLabelValues(db.StatusSkipped).Inc()
@@ -276,20 +277,23 @@ func (p *Pipeline) noteDelivery(log *zap.Logger, id int64, row db.NewDelivery, d
 		return
 	}
 	metricDeliveries.WithLabelValues(d.Outcome.String()).Inc()
-	fields := []zap.Field{
-		zap.String("endpoint_id", row.EndpointID), zap.Int64("delivery_id", id),
-		zap.Int("attempt", 1), zap.Int("status_code", row.Attempt.StatusCode),
-		zap.Int64("duration_ms", row.Attempt.Duration.Milliseconds()),
-		zap.String("outcome", d.Outcome.String()),
-	}
-	if d.Outcome == dispatch.OutcomeRetry {
-		fields = append(fields, zap.Duration("next_retry_in", d.Delay))
-	}
-	if d.Error != "" {
-		fields = append(fields, zap.String("error", d.Error))
-	}
-	log.Info("delivery attempt", fields...)
 	if d.Outcome == dispatch.OutcomeGone {
-		p.disableEndpoint(row.EndpointID, log)
+		p.disableEndpoint(row.EndpointID, p.log.With(zap.String("event_id", row.EventID)))
+	}
+	if ce := p.log.Check(zap.InfoLevel, "delivery attempt"); ce != nil {
+		fields := []zap.Field{
+			zap.String("event_id", row.EventID), zap.String("endpoint_id", row.EndpointID),
+			zap.Int64("delivery_id", id), zap.Int("attempt", 1),
+			zap.Int("status_code", row.Attempt.StatusCode),
+			zap.Int64("duration_ms", row.Attempt.Duration.Milliseconds()),
+			zap.String("outcome", d.Outcome.String()),
+		}
+		if d.Outcome == dispatch.OutcomeRetry {
+			fields = append(fields, zap.Duration("next_retry_in", d.Delay))
+		}
+		if d.Error != "" {
+			fields = append(fields, zap.String("error", d.Error))
+		}
+		ce.Write(fields...)
 	}
 }
