@@ -183,7 +183,6 @@ type Sender struct {
 	resolve   func(ctx context.Context, host string) ([]netip.Addr, error)
 	maxIdle   int
 	transport *http.Transport
-	client    *http.Client
 }
 
 // NewSender returns a Sender whose connections only reach addresses guard
@@ -205,17 +204,12 @@ func NewSender(guard *Guard, opts ...SenderOption) (*Sender, error) {
 		}
 	}
 	s.transport = s.newTransport()
-	s.client = &http.Client{Transport: s.transport, CheckRedirect: noRedirect}
 	return s, nil
 }
 
 func lookupNetIP(ctx context.Context, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
-
-// noRedirect hands 3xx back to the caller: following one would let a
-// receiver steer us past the URL checks made at create time.
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func (s *Sender) newTransport() *http.Transport {
 	var protocols http.Protocols
@@ -348,7 +342,10 @@ func (s *Sender) do(ctx context.Context, req Request) (Response, error) {
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("User-Agent", s.userAgent)
-	hresp, err := s.client.Do(hreq)
+	// The transport itself, not an http.Client: a redirect is an answer
+	// like any other (never followed), and the client would copy every
+	// request's headers to be ready to follow one.
+	hresp, err := s.transport.RoundTrip(hreq)
 	if err != nil {
 		return Response{}, err
 	}
