@@ -28,6 +28,15 @@ func TestBadSettingsNameTheFlagAndExitTwo(t *testing.T) {
 			t.Errorf("%v: stderr %q does not name %s", args, stderr.String(), want)
 		}
 	}
+	t.Run("an IPv4-mapped allow prefix is judged as the IPv4 range it allows", func(t *testing.T) {
+		for _, cidr := range []string{"::ffff:0:0/96", "::ffff:0:0/100", "::ffff:128.0.0.0/97"} {
+			var stderr bytes.Buffer
+			if code := run([]string{"--allow-cidrs", cidr}, &stderr); code != 2 ||
+				!strings.Contains(stderr.String(), "allow-cidrs") {
+				t.Errorf("%s: exit %d, stderr %q", cidr, code, stderr.String())
+			}
+		}
+	})
 	t.Run("an environment value that does not parse is named too", func(t *testing.T) {
 		t.Setenv("HOOKRELAY_CONCURRENCY", "many")
 		var stderr bytes.Buffer

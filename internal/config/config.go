@@ -301,6 +301,8 @@ func checkAllow(s string) error {
 	if err != nil {
 		return err
 	}
+	// IPv4-mapped prefixes come back in their IPv4 form, so
+	// ::ffff:0:0/96 is checked as the 0.0.0.0/0 it allows.
 	for _, p := range prefixes {
 		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 7) {
 			return fmt.Errorf("%s is wider than any private network and would turn the "+

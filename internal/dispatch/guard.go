@@ -171,10 +171,15 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// parseCIDR parses one allow entry; an IPv4-mapped prefix comes back in its
+// IPv4 form (::ffff:10.0.0.0/104 is 10.0.0.0/8), which is what it allows.
 func parseCIDR(item string) (netip.Prefix, error) {
 	if strings.Contains(item, "/") {
 		p, err := netip.ParsePrefix(item)
-		return p.Masked(), err
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return normalizePrefix(p), nil
 	}
 	ip, err := netip.ParseAddr(item)
 	if err != nil {

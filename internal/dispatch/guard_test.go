@@ -288,6 +288,8 @@ func TestParseCIDRs(t *testing.T) {
 		{"bare v6 is a /128", "::1", []string{"::1/128"}, ""},
 		{"host bits are masked", "10.1.2.3/8", []string{"10.0.0.0/8"}, ""},
 		{"trailing comma is ignored", "::1,", []string{"::1/128"}, ""},
+		{"an IPv4-mapped prefix is its IPv4 range", "::ffff:10.0.0.0/104, ::ffff:0:0/96",
+			[]string{"10.0.0.0/8", "0.0.0.0/0"}, ""},
 		{"garbage names the item", "127.0.0.0/8, nope", nil, "nope"},
 		{"bad length names the item", "10.0.0.0/33", nil, "10.0.0.0/33"},
 		{"zone names the item", "fe80::1%eth0", nil, "fe80::1%eth0"},
