@@ -204,7 +204,7 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 	res := result(j, started, resp, d)
 	metricAttemptSeconds.Observe(time.Since(started).Seconds())
 
-	recorded, err := p.attemptLog.submit(res)
+	recorded, err := submitUntilWritten(p, p.attemptLog, res)
 	if err != nil {
 		// The attempt happened but is not on record: it will be made again,
 		// and the endpoint is not charged for our failure.
@@ -214,7 +214,10 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 	}
 	p.logAttempt(j, res, d)
 	if !recorded {
-		_ = j.msg.Ack() // another worker recorded this attempt first
+		// Another worker recorded this attempt first, or an earlier write
+		// of this record committed without our hearing back. The task
+		// comes back stale, and resync then makes sure of the next one.
+		_ = j.msg.NakWithDelay(retryOwnFailure)
 		return
 	}
 	p.settle(j, res, d)

@@ -36,6 +36,8 @@ const inlineQueue = 4
 type fanEvent struct {
 	msg jetstream.Msg
 	ev  *event.Event
+	// redelivered is set when JetStream delivered the message before.
+	redelivered bool
 
 	mu   sync.Mutex
 	left int // deliveries still being attempted or recorded
@@ -65,6 +67,9 @@ func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []d
 	p.inFlight <- struct{}{}
 	p.attempts.Add(1)
 	fe := &fanEvent{msg: msg, ev: ev, left: 1, stopKeepAlive: p.keepAlive(msg)}
+	if md, err := msg.Metadata(); err == nil {
+		fe.redelivered = md.NumDelivered > 1
+	}
 	for _, c := range targets {
 		p.dispatchTarget(fe, c, endpoints[c.EndpointID])
 	}
@@ -106,13 +111,17 @@ func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint)
 	case !c.EndpointActive:
 		row.Status, row.Error = db.StatusSkipped, "endpoint disabled"
 	case !c.Fresh:
-		// Recorded before, with no delivery to this endpoint: the try that
-		// recorded it may still be making the first attempt, or may have
-		// died. The delivery stage makes it once that try can no longer
+		// Recorded before, with no delivery to this endpoint. The delivery
+		// stage makes it, sending the event's stored bytes (a repeated id
+		// may carry others). When this message comes back, the try that
+		// recorded it has ended (it handed the message back, or stopped
+		// keeping it): now. Otherwise another message with the same id may
+		// still be making the first attempt: once that try could no longer
 		// be running (its message would have come back); a first attempt
-		// recorded meanwhile makes this task stale. It also sends the
-		// event's stored bytes, which a repeated id may not match.
-		row.NextAttempt = time.Now().Add(p.cfg.ackWait())
+		// recorded meanwhile makes this task stale.
+		if !fe.redelivered {
+			row.NextAttempt = time.Now().Add(p.cfg.ackWait())
+		}
 		metricHandedOn.WithLabelValues("recorded_before").Inc()
 	case ce.secretErr != nil:
 		metricHandedOn.WithLabelValues("secret").Inc()
@@ -195,7 +204,7 @@ func (p *Pipeline) record(fe *fanEvent, rows []db.NewDelivery, decisions []dispa
 	if len(rows) == 0 {
 		return
 	}
-	ids, err := p.deliveryLog.submit(rows)
+	ids, err := submitUntilWritten(p, p.deliveryLog, rows)
 	if err != nil {
 		p.log.Error("record deliveries; returning event", zap.String("event_id", fe.ev.ID),
 			zap.Error(err))
@@ -205,7 +214,14 @@ func (p *Pipeline) record(fe *fanEvent, rows []db.NewDelivery, decisions []dispa
 	var tasks []stream.Task
 	for i, row := range rows {
 		if ids[i] == 0 {
-			continue // another try of this event recorded it first
+			// Another try of this event recorded it first, or an earlier
+			// write of this record committed without our hearing back. A
+			// delivery left pending needs its task, and only the row knows
+			// which: the event comes back and its claim publishes it.
+			if row.Status == db.StatusPending {
+				fe.fail()
+			}
+			continue
 		}
 		var d dispatch.Decision
 		if decisions != nil {

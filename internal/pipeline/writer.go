@@ -86,6 +86,28 @@ func (w *writer[T, R]) submit(item T) (R, error) {
 	return r.answer, r.err
 }
 
+// submitUntilWritten submits item and, while the database is away, submits
+// it again after a pause, until it is written or the pipeline stops: the
+// attempts a record carries were made, and giving up on the record would
+// make them again, a duplicate for the endpoint. The message behind the
+// record waits meanwhile (kept with InProgress), and so does the stage once
+// its limits are reached.
+func submitUntilWritten[T, R any](p *Pipeline, w *writer[T, R], item T) (R, error) {
+	pause := 250 * time.Millisecond
+	for {
+		answer, err := w.submit(item)
+		if err == nil || errors.Is(err, errWriterStopped) {
+			return answer, err
+		}
+		select {
+		case <-p.stopping:
+			return answer, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
 func (w *writer[T, R]) run() {
 	for {
 		first, ok := <-w.in
