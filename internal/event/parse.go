@@ -29,6 +29,11 @@ func Parse(raw []byte, maxBytes int, now time.Time) (*Event, error) {
 		return nil, invalid("", "is not valid UTF-8, which JSON requires")
 	}
 
+	if esc := loneSurrogate(raw); esc != "" {
+		return nil, invalid("", `contains %s, half of a surrogate pair standing alone, `+
+			"which is no character: receivers' JSON parsers refuse it", esc)
+	}
+
 	w, err := decodeWire(raw)
 	if err != nil {
 		return nil, err
@@ -282,6 +287,43 @@ func hasNUL(raw []byte) bool {
 		i++ // skip the escaped character, so `\\u0000` is not a NUL
 	}
 	return false
+}
+
+// loneSurrogate returns the first \uXXXX escape of raw that is half of a
+// UTF-16 surrogate pair without its other half, or "".
+func loneSurrogate(raw []byte) string {
+	for i := 0; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // an escaped character, such as the second \ of \\u
+			continue
+		}
+		hi, ok := escapedUnit(raw, i)
+		switch {
+		case !ok || hi < 0xD800 || hi > 0xDFFF:
+		case hi <= 0xDBFF:
+			if lo, ok := escapedUnit(raw, i+6); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				i += 11 // the pair
+				continue
+			}
+			return string(raw[i : i+6])
+		default:
+			return string(raw[i : i+6])
+		}
+		i += 5
+	}
+	return ""
+}
+
+// escapedUnit decodes the \uXXXX escape at raw[i:].
+func escapedUnit(raw []byte, i int) (uint64, bool) {
+	if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+	return v, err == nil
 }
 
 func truncate(s string, n int) string {

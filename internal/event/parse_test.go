@@ -196,6 +196,9 @@ func TestParseAccepts(t *testing.T) {
 		{`escaped backslash before u0000 is not a NUL`,
 			obj(field{"data", `"C:\\u0000\\\\u0000"`}), nil},
 		{"non-ASCII text in data is accepted", obj(field{"data", `"예약 알림 \u00e9 😀"`}), nil},
+		{"a surrogate pair escape is accepted", obj(field{"data", `"\ud83d\ude00 \uD83D\uDE00"`}), nil},
+		{`an escaped backslash before ud800 is not a surrogate`,
+			obj(field{"data", `"C:\\ud800"`}), nil},
 		{"an id written with escapes is decoded",
 			obj(field{"id", `"evt\u005f\/1"`}), func(t *testing.T, ev *event.Event) {
 				if ev.ID != "evt_/1" {
@@ -602,6 +605,12 @@ func TestParseRejectsWhole(t *testing.T) {
 		{`a \u0000 escape in a key is an error`, []byte(`{"id":"e","type":"a.b","x\u0000":1}`)},
 		{`a \u0000 escape after an escaped backslash is an error`, obj(field{"data", `"\\\u0000"`})},
 		{"a raw NUL byte in a string is an error", obj(field{"data", "\"a\x00b\""})},
+		{`a lone high surrogate escape is an error`, obj(field{"data", `"a\ud800b"`})},
+		{`a lone low surrogate escape is an error`, obj(field{"data", `"\uDC00"`})},
+		{`a high surrogate before a non-surrogate is an error`,
+			obj(field{"data", `"\ud83d\u0041"`})},
+		{`a high surrogate at the end of a key is an error`,
+			[]byte(`{"id":"e","type":"a.b","x\ud800":1}`)},
 		{"a raw NUL byte after the object is an error", append(obj(), 0)},
 		{"an empty input is an error", []byte{}},
 		{"a nil input is an error", nil},
