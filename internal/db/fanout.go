@@ -33,10 +33,10 @@ type ClaimedDelivery struct {
 }
 
 // Claim records a batch of events and returns the endpoints each is to go
-// to, once for an id given more than once: one statement for the batch, and a second only for events recorded
-// before (see the EventClaim and EventClaimKnown queries). An event being
-// recorded by a transaction still running elsewhere may come back with its
-// deliveries pending, to be made by the delivery stage.
+// to (once for an id given more than once): one statement for the batch,
+// and a second only for events recorded before (see the EventClaim and
+// EventClaimKnown queries). An event being recorded by a transaction still
+// running elsewhere counts as recorded before.
 func (s *Store) Claim(ctx context.Context, events []*event.Event) ([]Claimed, error) {
 	f := fanOutParams(firstOfEachID(events))
 	rows, err := s.q.EventClaim(ctx, s.batch, dbgen.EventClaimParams{
