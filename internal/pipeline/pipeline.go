@@ -150,6 +150,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 
 	fan := p.newStage("fanout", events, stream.FanoutConsumer, n.EventsWildcard(),
 		p.cfg.FanoutWorkers, p.fanOut)
+	fan.room = func() bool { return len(p.inFlight)+p.cfg.BatchSize <= cap(p.inFlight) }
 	del := p.newStage("deliver", tasks, stream.DeliverConsumer, n.DeliverySubject(),
 		1, p.deliverBatch)
 	for _, s := range []*stage{fan, del} {

@@ -32,7 +32,11 @@ type stage struct {
 	filter  string
 	workers int
 	handle  func([]jetstream.Msg)
-	log     *zap.Logger
+	// room reports whether the process can take another batch; the stage
+	// pulls only then, so pulled messages do not age in its buffers while
+	// earlier ones wait (on a database outage, say). Nil: always.
+	room func() bool
+	log  *zap.Logger
 
 	mu      sync.Mutex
 	cons    jetstream.Consumer
@@ -93,6 +97,9 @@ func (s *stage) pull() {
 	defer close(s.batches)
 	delay := 100 * time.Millisecond
 	for !s.p.stopped() {
+		if !s.waitForRoom() {
+			return
+		}
 		err := s.fetchOnce()
 		if err == nil {
 			s.isLive.Store(true)
@@ -112,6 +119,22 @@ func (s *stage) pull() {
 		delay = min(delay*2, 5*time.Second)
 	}
 }
+
+// waitForRoom waits until the process can take a batch; false when the
+// pipeline stops first.
+func (s *stage) waitForRoom() bool {
+	for s.room != nil && !s.room() {
+		select {
+		case <-s.p.stopping:
+			return false
+		case <-time.After(roomPoll):
+		}
+	}
+	return true
+}
+
+// roomPoll is how often a stage without room looks again.
+const roomPoll = 5 * time.Millisecond
 
 // recover recreates the durable consumer when the server lost it.
 func (s *stage) recover(err error) {
