@@ -28,12 +28,25 @@ func TestBadSettingsNameTheFlagAndExitTwo(t *testing.T) {
 			t.Errorf("%v: stderr %q does not name %s", args, stderr.String(), want)
 		}
 	}
-	t.Run("an IPv4-mapped allow prefix is judged as the IPv4 range it allows", func(t *testing.T) {
-		for _, cidr := range []string{"::ffff:0:0/96", "::ffff:0:0/100", "::ffff:128.0.0.0/97"} {
+	t.Run("an IPv6 prefix embedding IPv4 is judged as the IPv4 range it allows", func(t *testing.T) {
+		for _, cidr := range []string{"::ffff:0:0/96", "::ffff:0:0/100", "::ffff:128.0.0.0/97",
+			"64:ff9b::/96", "64:ff9b::/100", "::/96", "::/8", "2002::/16", "2002::/20",
+			"2001::/32", "64:ff9b:1::/48"} {
 			var stderr bytes.Buffer
 			if code := run([]string{"--allow-cidrs", cidr}, &stderr); code != 2 ||
 				!strings.Contains(stderr.String(), "allow-cidrs") {
 				t.Errorf("%s: exit %d, stderr %q", cidr, code, stderr.String())
+			}
+		}
+	})
+	t.Run("narrow embeddings and unrelated IPv6 networks are accepted", func(t *testing.T) {
+		for _, cidr := range []string{"::ffff:127.0.0.0/104", "64:ff9b::a00:0/104", "::1",
+			"2002:0a00::/24", "fd00::/8", "fc00::/7"} {
+			cfg, err := parseConfig([]string{"--allow-cidrs", cidr}, &bytes.Buffer{})
+			if err != nil {
+				t.Errorf("%s: %v", cidr, err)
+			} else if cfg.AllowCIDRs != cidr {
+				t.Errorf("%s: kept %q", cidr, cfg.AllowCIDRs)
 			}
 		}
 	})

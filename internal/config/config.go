@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -308,8 +309,28 @@ func checkAllow(s string) error {
 			return fmt.Errorf("%s is wider than any private network and would turn the "+
 				"guard off; list the networks you mean", p)
 		}
+		for _, e := range ipv4Embeddings {
+			if p.Overlaps(e.prefix) && p.Bits() < e.at+8 {
+				return fmt.Errorf("%s allows more than an IPv4 /8 through %s (%s), which "+
+					"would turn the guard off; list the networks you mean", p, e.name, e.prefix)
+			}
+		}
 	}
 	return nil
+}
+
+// ipv4Embeddings are the IPv6 ranges that carry an IPv4 address from bit
+// at on: allowing a wide part of one allows every IPv4 network it embeds.
+var ipv4Embeddings = []struct {
+	name   string
+	prefix netip.Prefix
+	at     int
+}{
+	{"IPv4-compatible addresses", netip.MustParsePrefix("::/96"), 96},
+	{"NAT64", netip.MustParsePrefix("64:ff9b::/96"), 96},
+	{"local-use NAT64", netip.MustParsePrefix("64:ff9b:1::/48"), 48},
+	{"6to4", netip.MustParsePrefix("2002::/16"), 16},
+	{"Teredo", netip.MustParsePrefix("2001::/32"), 32},
 }
 
 func checkSchedule(s string) error {
