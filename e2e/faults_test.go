@@ -306,6 +306,10 @@ func TestNATSRestartKeepsConsumerPulling(t *testing.T) {
 			eventually(t, 30*time.Second, "/readyz 200 after the restart", func() bool {
 				return c.readyStatus() == http.StatusOK
 			})
+			// Log lines reach the file within a second of being logged.
+			eventually(t, 10*time.Second, "the disconnections logged", func() bool {
+				return c.logCount("nats disconnected") >= restarts
+			})
 			if n := c.logCount("nats disconnected"); n != restarts {
 				t.Errorf("the consumer logged %d disconnections, want %d", n, restarts)
 			}
