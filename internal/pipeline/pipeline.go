@@ -1,7 +1,9 @@
 // Package pipeline runs hookrelay's two stages on JetStream: fan-out, which
-// records each event and one delivery per matching endpoint and publishes a
-// task per delivery, and delivery, which makes the attempts, records them and
-// schedules retries through JetStream redelivery.
+// records each batch of events, makes the first attempts to fast endpoints
+// itself and records each delivery with its attempt, handing the others to
+// the delivery stage as tasks; and delivery, which makes those attempts and
+// the retries, records them and schedules further retries through JetStream
+// redelivery.
 package pipeline
 
 import (
