@@ -67,7 +67,7 @@ func newAdminAPI(t *testing.T) *adminAPI {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.FanOut(ctx, []*event.Event{ev}); err != nil {
+		if _, err := dbtest.FanOut(ctx, store, []*event.Event{ev}); err != nil {
 			t.Fatal(err)
 		}
 	}

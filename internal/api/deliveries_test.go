@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/db/dbtest"
 	"github.com/hookrelay/hookrelay/internal/event"
 )
 
@@ -59,7 +60,7 @@ func (h *history) storeEndpoint(ctx context.Context, id, types string) {
 
 func (h *history) fanOut(ctx context.Context, events ...*event.Event) {
 	h.t.Helper()
-	if _, err := h.store.FanOut(ctx, events); err != nil {
+	if _, err := dbtest.FanOut(ctx, h.store, events); err != nil {
 		h.t.Fatalf("fan out: %v", err)
 	}
 }

@@ -128,7 +128,7 @@ func (e *eventsEnv) record(raws ...string) {
 	for i, raw := range raws {
 		evs[i] = mustEvent(e.t, raw)
 	}
-	if _, err := e.store.FanOut(context.Background(), evs); err != nil {
+	if _, err := dbtest.FanOut(context.Background(), e.store, evs); err != nil {
 		e.t.Fatalf("fan out: %v", err)
 	}
 }

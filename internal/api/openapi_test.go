@@ -308,7 +308,7 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	created := c.check("POST", "/v1/endpoints", "/v1/endpoints",
 		`{"url":"https://hooks.example.com/x","event_types":["*"]}`, 201)
 	id := fmt.Sprint(created["id"])
-	if _, err := store.FanOut(ctx, []*event.Event{ev}); err != nil {
+	if _, err := dbtest.FanOut(ctx, store, []*event.Event{ev}); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := store.ListDeliveries(ctx, db.DeliveryQuery{EventID: "e1", Limit: 1})

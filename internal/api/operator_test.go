@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/db/dbtest"
 	"github.com/hookrelay/hookrelay/internal/event"
 )
 
@@ -95,7 +96,7 @@ func newOperatorEnv(t *testing.T) *operatorEnv {
 		o.endpoints = append(o.endpoints, str(o.createEndpoint(validEndpoint)["id"]))
 	}
 	ctx := context.Background()
-	if _, err := o.store.FanOut(ctx, []*event.Event{
+	if _, err := dbtest.FanOut(ctx, o.store, []*event.Event{
 		mustEvent(t, `{"id":"e1","type":"message.sent"}`)}); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func eventsAt(t *testing.T, ctx context.Context, store *db.Store, pool *pgxpool.
 	for i, raw := range raws {
 		evs[i] = mustEvent(t, raw)
 	}
-	if _, err := store.FanOut(ctx, evs); err != nil {
+	if _, err := dbtest.FanOut(ctx, store, evs); err != nil {
 		t.Fatalf("fan out: %v", err)
 	}
 	for id, ts := range at {

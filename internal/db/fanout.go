@@ -128,51 +128,6 @@ func fanOutParams(events []*event.Event) eventColumns {
 	return c
 }
 
-// FanOut records events with a pending delivery for each matching endpoint
-// that has none (skipped when the endpoint is disabled), and returns the
-// pending deliveries that have made no attempt: what the delivery stage
-// would be handed. Operators' tools and tests use it to record events
-// without sending them.
-func (s *Store) FanOut(ctx context.Context, events []*event.Event) ([]Pending, error) {
-	claimed, err := s.Claim(ctx, events)
-	if err != nil {
-		return nil, err
-	}
-	types := make(map[string]string, len(events))
-	for _, ev := range events {
-		types[ev.ID] = ev.Type
-	}
-	var rows []NewDelivery
-	var out []Pending
-	for _, c := range claimed {
-		if d := c.Delivery; d != nil {
-			if d.Status == StatusPending && d.AttemptCount == 0 {
-				out = append(out, Pending{DeliveryID: d.ID, EventID: c.EventID})
-			}
-			continue
-		}
-		row := NewDelivery{EventID: c.EventID, EndpointID: c.EndpointID,
-			EventType: types[c.EventID], Status: StatusPending}
-		if !c.EndpointActive {
-			row.Status, row.Error = StatusSkipped, "endpoint disabled"
-		}
-		rows = append(rows, row)
-	}
-	if len(rows) == 0 {
-		return out, nil
-	}
-	ids, err := s.RecordNew(ctx, rows, 0)
-	if err != nil {
-		return nil, err
-	}
-	for i, row := range rows {
-		if ids[i] != 0 && row.Status == StatusPending {
-			out = append(out, Pending{DeliveryID: ids[i], EventID: row.EventID})
-		}
-	}
-	return out, nil
-}
-
 // EndpointsByID returns the endpoints ids that exist, with their secrets
 // decrypted. An endpoint whose secrets cannot be decrypted is returned with
 // the error in secretErrs and no secrets, so it holds back only itself.

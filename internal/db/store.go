@@ -50,12 +50,6 @@ func notFound(err error) error {
 	return err
 }
 
-// Pending is a delivery whose task must be published.
-type Pending struct {
-	DeliveryID int64
-	EventID    string
-}
-
 // Rejected is a message the fan-out stage refused.
 type Rejected struct {
 	ID         int64     `json:"id"`

@@ -56,7 +56,7 @@ func TestFanOutMatchesEndpoints(t *testing.T) {
 		mustEvent(t, `{"id":"e3","type":"template.created"}`),
 		mustEvent(t, `{"id":"e4","type":"messages.sent"}`),
 	}
-	pending, err := b.store.FanOut(b.ctx, events)
+	pending, err := dbtest.FanOut(b.ctx, b.store, events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestFanOutMatchesEndpoints(t *testing.T) {
 	})
 
 	t.Run("a repeated fan-out returns only deliveries without attempts", func(t *testing.T) {
-		again, err := b.store.FanOut(b.ctx, events)
+		again, err := dbtest.FanOut(b.ctx, b.store, events)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/internal/db"
+	"github.com/hookrelay/hookrelay/internal/event"
 )
 
 // DefaultURL is the server used when TEST_DATABASE_URL is unset.
@@ -78,4 +79,55 @@ func drop(t testing.TB, cfg *pgx.ConnConfig, name string) {
 	if err != nil {
 		t.Logf("drop test database %s: %v", name, err)
 	}
+}
+
+// Pending is a delivery recorded pending, with no attempt made.
+type Pending struct {
+	DeliveryID int64
+	EventID    string
+}
+
+// FanOut records events in store with a pending delivery for each matching
+// endpoint that has none (skipped when the endpoint is disabled), as the
+// fan-out stage would hand them to the delivery stage, and returns the
+// pending deliveries that have made no attempt. Tests use it to record
+// events without sending them.
+func FanOut(ctx context.Context, store *db.Store, events []*event.Event) ([]Pending, error) {
+	claimed, err := store.Claim(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	types := make(map[string]string, len(events))
+	for _, ev := range events {
+		types[ev.ID] = ev.Type
+	}
+	var rows []db.NewDelivery
+	var out []Pending
+	for _, c := range claimed {
+		if d := c.Delivery; d != nil {
+			if d.Status == db.StatusPending && d.AttemptCount == 0 {
+				out = append(out, Pending{DeliveryID: d.ID, EventID: c.EventID})
+			}
+			continue
+		}
+		row := db.NewDelivery{EventID: c.EventID, EndpointID: c.EndpointID,
+			EventType: types[c.EventID], Status: db.StatusPending}
+		if !c.EndpointActive {
+			row.Status, row.Error = db.StatusSkipped, "endpoint disabled"
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) == 0 {
+		return out, nil
+	}
+	ids, err := store.RecordNew(ctx, rows, 0)
+	if err != nil {
+		return nil, err
+	}
+	for i, row := range rows {
+		if ids[i] != 0 && row.Status == db.StatusPending {
+			out = append(out, Pending{DeliveryID: ids[i], EventID: row.EventID})
+		}
+	}
+	return out, nil
 }
