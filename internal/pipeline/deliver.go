@@ -188,21 +188,14 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 	policy := p.policyFor(t.Endpoint, j.log)
 
 	tk.wait()
-	p.slots <- struct{}{}
-	started := time.Now()
-	resp, sendErr := p.send(j, started)
-	<-p.slots
-	tk.done(time.Since(started))
-	if p.attemptCtx.Err() != nil {
-		// Cancelled at the shutdown deadline: not the endpoint's failure.
+	a, ok := p.post(t, tk, j.task.Attempt, policy)
+	if !ok {
 		j.log.Info("attempt cancelled by shutdown; returning task")
 		_ = j.msg.Nak()
 		return
 	}
-
-	d := dispatch.Decide(j.task.Attempt, resp, sendErr, policy, rand.Float64)
-	res := result(j, started, resp, d)
-	metricAttemptSeconds.Observe(time.Since(started).Seconds())
+	d := a.decision
+	res := result(j, a)
 
 	recorded, err := submitUntilWritten(p, p.attemptLog, res)
 	if err != nil {
@@ -223,8 +216,31 @@ func (p *Pipeline) attempt(j *job, tk *ticket) {
 	p.settle(j, res, d)
 }
 
-func (p *Pipeline) send(j *job, started time.Time) (dispatch.Response, error) {
-	return p.sendTo(p.attemptCtx, j.target, started)
+// posted is what one attempt came to.
+type posted struct {
+	started  time.Time
+	took     time.Duration
+	resp     dispatch.Response
+	decision dispatch.Decision
+}
+
+// post makes attempt number n of t, holding the endpoint slot of tk (its
+// wait is over) and a process slot, and decides its outcome under policy.
+// It reports false when the shutdown deadline cut the attempt off, which is
+// not the endpoint's failure.
+func (p *Pipeline) post(t *db.Target, tk *ticket, n int, policy dispatch.Policy) (posted, bool) {
+	p.slots <- struct{}{}
+	started := time.Now()
+	resp, err := p.sendTo(p.attemptCtx, t, started)
+	<-p.slots
+	took := time.Since(started)
+	tk.done(took)
+	if p.attemptCtx.Err() != nil {
+		return posted{}, false
+	}
+	metricAttemptSeconds.Observe(took.Seconds())
+	return posted{started: started, took: took, resp: resp,
+		decision: dispatch.Decide(n, resp, err, policy, rand.Float64)}, true
 }
 
 // sendTo signs t's event afresh with the attempt's time and posts it.
@@ -257,16 +273,21 @@ func signingSecrets(e *db.Endpoint, now time.Time) []string {
 	return e.Secrets
 }
 
-func result(j *job, started time.Time, resp dispatch.Response, d dispatch.Decision) db.Result {
+func result(j *job, a posted) db.Result {
 	return db.Result{
 		EndpointID: j.target.Endpoint.ID,
-		Attempt: db.Attempt{
-			DeliveryID: j.task.DeliveryID, Number: j.task.Attempt, StartedAt: started,
-			Duration: time.Since(started), StatusCode: resp.StatusCode,
-			ResponseBody: string(resp.Body), Error: d.Error,
-		},
-		Status:      statusAfter(d.Outcome),
-		NextAttempt: time.Now().Add(d.Delay), // the delay counts from the attempt's end
+		Attempt:    a.record(j.task.DeliveryID, j.task.Attempt),
+		Status:     statusAfter(a.decision.Outcome),
+		// the delay counts from the attempt's end
+		NextAttempt: time.Now().Add(a.decision.Delay),
+	}
+}
+
+// record is the attempt as history keeps it.
+func (a posted) record(deliveryID int64, n int) db.Attempt {
+	return db.Attempt{
+		DeliveryID: deliveryID, Number: n, StartedAt: a.started, Duration: a.took,
+		StatusCode: a.resp.StatusCode, ResponseBody: string(a.resp.Body), Error: a.decision.Error,
 	}
 }
 

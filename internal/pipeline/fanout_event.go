@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -94,8 +93,7 @@ func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []d
 }
 
 func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint) {
-	row := db.NewDelivery{EventID: fe.ev.ID, EndpointID: c.EndpointID,
-		EventType: fe.ev.Type, Status: db.StatusPending}
+	row := fe.pending(c.EndpointID)
 	switch {
 	case c.Delivery != nil:
 		if d := c.Delivery; d.Status == db.StatusPending {
@@ -167,30 +165,22 @@ func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 			// The endpoint's slots stay taken: the delivery stage waits
 			// for them instead of the event.
 			metricHandedOn.WithLabelValues("busy").Inc()
-			p.record(fe, []db.NewDelivery{{EventID: fe.ev.ID, EndpointID: ep.ID,
-				EventType: fe.ev.Type, Status: db.StatusPending}}, nil)
+			p.record(fe, []db.NewDelivery{fe.pending(ep.ID)}, nil)
 			return
 		}
-		p.slots <- struct{}{}
-		started := time.Now()
-		resp, sendErr := p.sendTo(p.attemptCtx, target, started)
-		<-p.slots
+		a, ok := p.post(target, tk, 1, p.policyFor(ep, p.log))
 		<-p.inline // the record's wait holds no permit
-		took := time.Since(started)
-		tk.done(took)
-		if p.attemptCtx.Err() != nil {
+		if !ok {
 			fe.mu.Lock()
 			fe.cancelled = true
 			fe.mu.Unlock()
 			return
 		}
-		metricAttemptSeconds.Observe(took.Seconds())
-		d := dispatch.Decide(1, resp, sendErr, p.policyFor(ep, p.log), rand.Float64)
+		d := a.decision
+		attempt := a.record(0, 1)
 		row := db.NewDelivery{
 			EventID: fe.ev.ID, EndpointID: ep.ID, EventType: fe.ev.Type,
-			Status: statusAfter(d.Outcome), Error: d.Error,
-			Attempt: &db.Attempt{Number: 1, StartedAt: started, Duration: took,
-				StatusCode: resp.StatusCode, ResponseBody: string(resp.Body), Error: d.Error},
+			Status: statusAfter(d.Outcome), Error: d.Error, Attempt: &attempt,
 			NextAttempt: time.Now().Add(d.Delay), // the delay counts from the attempt's end
 		}
 		p.record(fe, []db.NewDelivery{row}, []dispatch.Decision{d})
@@ -249,6 +239,13 @@ func (p *Pipeline) record(fe *fanEvent, rows []db.NewDelivery, decisions []dispa
 			zap.Error(err))
 		fe.fail()
 	}
+}
+
+// pending is fe's delivery to endpoint recorded pending, without an
+// attempt, for the delivery stage to make now.
+func (fe *fanEvent) pending(endpoint string) db.NewDelivery {
+	return db.NewDelivery{EventID: fe.ev.ID, EndpointID: endpoint, EventType: fe.ev.Type,
+		Status: db.StatusPending}
 }
 
 func (fe *fanEvent) fail() {

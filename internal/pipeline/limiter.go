@@ -47,11 +47,7 @@ func newLimiter(inFlight, waiting int) *limiter {
 func (l *limiter) enter(id string) (*ticket, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := l.eps[id]
-	if e == nil {
-		e = &endpointSlots{sem: make(chan struct{}, l.inFlight)}
-		l.eps[id] = e
-	}
+	e := l.slotsOf(id)
 	if e.users >= l.inFlight+l.waiting {
 		return nil, false
 	}
@@ -71,11 +67,7 @@ func (l *limiter) enterInline(id string, slow time.Duration, queue int) (*ticket
 	if l.latency[id] >= slow {
 		return nil, "slow"
 	}
-	e := l.eps[id]
-	if e == nil {
-		e = &endpointSlots{sem: make(chan struct{}, l.inFlight), lastDone: time.Now()}
-		l.eps[id] = e
-	}
+	e := l.slotsOf(id)
 	if e.users >= l.inFlight+queue {
 		return nil, "queue_full"
 	}
@@ -84,6 +76,16 @@ func (l *limiter) enterInline(id string, slow time.Duration, queue int) (*ticket
 	}
 	e.users++
 	return &ticket{l: l, id: id, slots: e}, ""
+}
+
+// slotsOf returns id's slots, made if new. The caller holds mu.
+func (l *limiter) slotsOf(id string) *endpointSlots {
+	e := l.eps[id]
+	if e == nil {
+		e = &endpointSlots{sem: make(chan struct{}, l.inFlight), lastDone: time.Now()}
+		l.eps[id] = e
+	}
+	return e
 }
 
 // wait blocks until the ticket's endpoint has a free slot.
