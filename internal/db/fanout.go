@@ -38,7 +38,7 @@ type ClaimedDelivery struct {
 // EventClaimKnown queries). An event being recorded by a transaction still
 // running elsewhere counts as recorded before.
 func (s *Store) Claim(ctx context.Context, events []*event.Event) ([]Claimed, error) {
-	f := fanOutParams(firstOfEachID(events))
+	f := columnsOf(firstOfEachID(events))
 	rows, err := s.q.EventClaim(ctx, s.batch, dbgen.EventClaimParams{
 		Ids: f.ids, Types: f.types, OccurredAts: f.occurredAts, ProviderIds: f.providerIDs,
 		ChannelIds: f.channelIDs, TemplateIds: f.templateIDs, MessageIds: f.messageIDs,
@@ -108,7 +108,7 @@ type eventColumns struct {
 	patterns []string
 }
 
-func fanOutParams(events []*event.Event) eventColumns {
+func columnsOf(events []*event.Event) eventColumns {
 	n := len(events)
 	c := eventColumns{
 		ids: make([]string, n), types: make([]string, n), occurredAts: make([]time.Time, n),
