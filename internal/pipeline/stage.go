@@ -160,7 +160,8 @@ func (s *stage) fetchOnce() error {
 }
 
 // collect groups the messages of a fetch into batches: a batch is handed
-// to a worker as soon as one is idle, so a lone message waits for nothing;
+// to a worker as soon as one is idle and no other message has arrived, so
+// a lone message waits for nothing;
 // while every worker is busy it grows until it is full or BatchTimeout
 // after its first message, and then waits for a worker. Messages that
 // arrive once the pipeline stops are handed back at once.
@@ -168,9 +169,10 @@ func (s *stage) collect(msgs <-chan jetstream.Msg) {
 	var batch []jetstream.Msg
 	var due <-chan time.Time
 	for {
-		// Offer the batch to an idle worker only while it is not full.
+		// Offer the batch to an idle worker once it holds every message
+		// that has arrived: a burst is one batch, not a batch per message.
 		var idle chan<- []jetstream.Msg
-		if len(batch) > 0 {
+		if len(batch) > 0 && len(msgs) == 0 {
 			idle = s.batches
 		}
 		select {

@@ -23,8 +23,8 @@ type writer[T, R any] struct {
 	max   int
 	wait  time.Duration
 	log   *zap.Logger
-	// flushers write batches at once, each on its own connection: a batch
-	// collects while the one before is in flight.
+	// flushers is how many batches may be in flight at once, each on its
+	// own connection; one collector fills the next batch meanwhile.
 	flushers int
 
 	in       chan *record[T, R]
@@ -51,12 +51,7 @@ func newWriter[T, R any](name string, max int, wait time.Duration, log *zap.Logg
 const writerFlushers = 3
 
 func (w *writer[T, R]) start() {
-	var wg sync.WaitGroup
-	wg.Add(w.flushers)
-	for range w.flushers {
-		go func() { defer wg.Done(); w.run() }()
-	}
-	go func() { wg.Wait(); close(w.done) }()
+	go w.run()
 }
 
 // stop flushes what was submitted and waits for the last write.
@@ -108,33 +103,65 @@ func submitUntilWritten[T, R any](p *Pipeline, w *writer[T, R], item T) (R, erro
 	}
 }
 
+// run collects batches and hands each to a flusher: a batch is written
+// once it is full or wait after its first record, and grows while every
+// flusher is busy. Records are written in batches rather than one by one
+// because a statement's fixed cost (and a commit's) is most of a small
+// batch's. At stop, what was submitted is written and run waits for the
+// writes in flight.
 func (w *writer[T, R]) run() {
+	var inFlight sync.WaitGroup
+	defer func() { inFlight.Wait(); close(w.done) }()
+	slots := make(chan struct{}, w.flushers)
 	for {
 		first, ok := <-w.in
 		if !ok {
 			return
 		}
-		w.flush(w.collect(first))
+		batch, open := w.collect(first, slots)
+		inFlight.Add(1)
+		go func() {
+			defer inFlight.Done()
+			w.flush(batch)
+			<-slots
+		}()
+		if !open {
+			return
+		}
 	}
 }
 
-// collect takes what else arrives within wait, up to max records.
-func (w *writer[T, R]) collect(first *record[T, R]) []*record[T, R] {
-	batch := []*record[T, R]{first}
+// collect takes what else arrives within wait, up to max records, and then
+// waits for a free flusher, taking more records meanwhile while there is
+// room. open is false when the writer was stopped.
+func (w *writer[T, R]) collect(first *record[T, R], slots chan struct{}) (
+	batch []*record[T, R], open bool) {
+	batch = []*record[T, R]{first}
 	timer := time.NewTimer(w.wait)
 	defer timer.Stop()
-	for len(batch) < w.max {
+	due := timer.C
+	in := w.in
+	for {
+		var slot chan<- struct{}
+		if due == nil || len(batch) >= w.max {
+			slot = slots
+		}
+		if len(batch) >= w.max {
+			in = nil
+		}
 		select {
-		case r, ok := <-w.in:
+		case r, ok := <-in:
 			if !ok {
-				return batch
+				slots <- struct{}{}
+				return batch, false
 			}
 			batch = append(batch, r)
-		case <-timer.C:
-			return batch
+		case <-due:
+			due = nil
+		case slot <- struct{}{}:
+			return batch, true
 		}
 	}
-	return batch
 }
 
 func (w *writer[T, R]) flush(batch []*record[T, R]) {
@@ -159,11 +186,17 @@ func (w *writer[T, R]) flush(batch []*record[T, R]) {
 	}
 }
 
+// recordWait is how long a batch of history records collects: four times
+// a batch of messages, since a record's wait holds back only its message's
+// ack and its row's appearance in the history, never an attempt, while a
+// commit costs the database about as much as a small batch's rows.
+func recordWait(cfg Config) time.Duration { return 4 * cfg.BatchTimeout }
+
 // attemptWriter records the delivery stage's attempts; each answer is
 // whether the attempt was recorded (false: it was not its delivery's next
 // one, someone recorded it first).
 func attemptWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[db.Result, bool] {
-	return newWriter("attempts", cfg.BatchSize*4, cfg.BatchTimeout, log,
+	return newWriter("attempts", cfg.BatchSize*4, recordWait(cfg), log,
 		func(ctx context.Context, results []db.Result) ([]bool, error) {
 			recorded, err := store.RecordResults(ctx, results, cfg.DisableAfter)
 			if err != nil {
@@ -181,7 +214,7 @@ func attemptWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[db.Resu
 // of one event per item; each answer holds the ids recorded, zero for a
 // delivery that another try of the event recorded first.
 func deliveryWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[[]db.NewDelivery, []int64] {
-	return newWriter("deliveries", cfg.BatchSize*4, cfg.BatchTimeout, log,
+	return newWriter("deliveries", cfg.BatchSize*4, recordWait(cfg), log,
 		func(ctx context.Context, events [][]db.NewDelivery) ([][]int64, error) {
 			var all []db.NewDelivery
 			for _, ds := range events {
