@@ -46,22 +46,37 @@ func Parse(raw []byte, maxBytes int, now time.Time) (*Event, error) {
 const jsonSpace = " \t\r\n"
 
 func decodeWire(raw []byte) (*wire, error) {
-	trimmed := bytes.TrimLeft(raw, jsonSpace) // json.Unmarshal checks the end
+	trimmed := bytes.TrimLeft(raw, jsonSpace)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, invalid("", "not a JSON object")
 	}
-	// A map, not the struct itself: encoding/json matches struct fields
-	// without regard to case, so "Type" or "ID" would be taken for "type" or
-	// "id" while endpoints read the bytes with exact keys. As in JavaScript,
-	// the last of repeated keys counts.
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &fields); err != nil {
+	if !json.Valid(trimmed) {
+		var fields map[string]json.RawMessage // for encoding/json's account of the fault
+		err := json.Unmarshal(trimmed, &fields)
 		return nil, invalid("", "malformed JSON: %v", err)
 	}
-	return &wire{
-		ID: fields["id"], Type: fields["type"], Timestamp: fields["timestamp"],
-		Data: fields["data"], Metadata: fields["metadata"], Version: fields["version"],
-	}, nil
+	// Keys are matched exactly: encoding/json would match struct fields
+	// without regard to case, so "Type" or "ID" would be taken for "type"
+	// or "id" while endpoints read the bytes with exact keys. As in
+	// JavaScript, the last of repeated keys counts.
+	w := &wire{}
+	eachMember(trimmed, func(key, value []byte) {
+		switch string(key) {
+		case "id":
+			w.ID = value
+		case "type":
+			w.Type = value
+		case "timestamp":
+			w.Timestamp = value
+		case "data":
+			w.Data = value
+		case "metadata":
+			w.Metadata = value
+		case "version":
+			w.Version = value
+		}
+	})
+	return w, nil
 }
 
 func fromWire(w *wire, raw []byte, now time.Time) (*Event, error) {
@@ -90,6 +105,12 @@ func isNull(m json.RawMessage) bool {
 }
 
 func parseString(field string, m json.RawMessage) (string, error) {
+	if len(m) < 2 || m[0] != '"' {
+		return "", invalid(field, "must be a string")
+	}
+	if body := m[1 : len(m)-1]; bytes.IndexByte(body, '\\') < 0 {
+		return string(body), nil // valid JSON without escapes: the bytes are the string
+	}
 	var s string
 	if err := json.Unmarshal(m, &s); err != nil {
 		return "", invalid(field, "must be a string")
@@ -234,13 +255,21 @@ func parseMetadata(m json.RawMessage) (Metadata, error) {
 	if isNull(m) {
 		return md, nil
 	}
-	var fields map[string]json.RawMessage
-	if m[0] != '{' || json.Unmarshal(m, &fields) != nil {
+	if m[0] != '{' {
 		return md, invalid("metadata", "must be an object")
 	}
-	for _, t := range md.targets() {
-		v, ok := fields[t.key]
-		if !ok || isNull(v) {
+	targets := md.targets()
+	values := make([]json.RawMessage, len(targets))
+	eachMember(m, func(key, value []byte) {
+		for i, t := range targets {
+			if t.key == string(key) {
+				values[i] = value
+			}
+		}
+	})
+	for i, t := range targets {
+		v := values[i]
+		if isNull(v) {
 			continue
 		}
 		s, err := parseString("metadata."+t.key, v)
@@ -331,4 +360,75 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// eachMember calls fn with the key and the value's bytes of each member of
+// obj, a JSON object of valid UTF-8 that json.Valid accepted, in order. A key written with
+// escapes is given unescaped, as encoding/json would read it.
+func eachMember(obj []byte, fn func(key, value []byte)) {
+	i := skipSpace(obj, 1) // past '{'
+	for obj[i] != '}' {
+		keyEnd := stringEnd(obj, i)
+		key := obj[i+1 : keyEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			_ = json.Unmarshal(obj[i:keyEnd], &k) // valid, so it reads
+			key = []byte(k)
+		}
+		i = skipSpace(obj, skipSpace(obj, keyEnd)+1) // past ':'
+		valueEnd := valueEnd(obj, i)
+		fn(key, obj[i:valueEnd])
+		i = skipSpace(obj, valueEnd)
+		if obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+}
+
+// skipSpace returns the index of the first byte from i that is not JSON
+// whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && strings.IndexByte(jsonSpace, b[i]) >= 0 {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at b[i].
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; ; j++ {
+		switch b[j] {
+		case '\\':
+			j++ // the escaped byte; \uXXXX's digits need no care
+		case '"':
+			return j + 1
+		}
+	}
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; ; j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+	}
+	j := i
+	for j < len(b) && strings.IndexByte(",}] \t\r\n", b[j]) < 0 {
+		j++ // a number, true, false or null
+	}
+	return j
 }

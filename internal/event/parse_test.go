@@ -718,3 +718,20 @@ func TestParseRefusesInvalidUTF8(t *testing.T) {
 		t.Fatalf("err = %v, want a UTF-8 error", err)
 	}
 }
+
+// BenchmarkParse parses the fixture events in turn, as the fan-out stage
+// parses each message it pulls.
+func BenchmarkParse(b *testing.B) {
+	lines := fixtureLines(b)
+	var n int64
+	for _, l := range lines {
+		n += int64(len(l))
+	}
+	b.SetBytes(n / int64(len(lines)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := event.Parse(lines[i%len(lines)], 0, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
