@@ -123,10 +123,11 @@ func (p *Pipeline) skip(j *job, reason string) {
 	_ = j.msg.Ack()
 }
 
-// start admits the task to its endpoint's slots and runs the attempt in its
-// own goroutine. Waiting for the endpoint holds no process-wide slot. An
-// endpoint whose slots and queue are full gets the task back later,
-// uncharged, so a hanging endpoint cannot hold every worker.
+// start admits the task to its endpoint's slots and runs the attempt on a
+// goroutine of its own (p.runner). Waiting for the endpoint holds no
+// process-wide slot. An endpoint whose slots and queue are full gets the
+// task back later, uncharged, so a hanging endpoint cannot hold every
+// worker.
 func (p *Pipeline) start(j *job) {
 	ep := j.target.Endpoint.ID
 	if wait := p.limiter.overRate(ep, j.task.DeliveryID, j.target.Endpoint.RateLimit); wait > 0 {
@@ -143,12 +144,12 @@ func (p *Pipeline) start(j *job) {
 		return
 	}
 	p.attempts.Add(1)
-	go func() {
+	p.runner.run(func() {
 		defer p.attempts.Done()
 		defer p.releaseHeld()
 		defer p.keepAlive(j.msg)()
 		p.attempt(j, tk)
-	}()
+	})
 }
 
 // keepAlive tells JetStream the task is still being worked on, every third

@@ -148,15 +148,15 @@ func (p *Pipeline) inlineTicket(ep *db.Endpoint) (*ticket, string) {
 	return p.limiter.enterInline(ep.ID, inlineSlowerThan, inlineQueue*p.cfg.EndpointConcurrency)
 }
 
-// attemptInline makes the first attempt of the event to ep in its own
-// goroutine, once the endpoint and the process have a slot free, and
-// records it. When the endpoint has no slot free soon, the attempt is
-// handed to the delivery stage.
+// attemptInline makes the first attempt of the event to ep on a goroutine
+// of its own (p.runner), once the endpoint and the process have a slot
+// free, and records it. When the endpoint has no slot free soon, the
+// attempt is handed to the delivery stage.
 func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 	fe.mu.Lock()
 	fe.left++
 	fe.mu.Unlock()
-	go func() {
+	p.runner.run(func() {
 		defer p.release(fe)
 		target := &db.Target{EventID: fe.ev.ID, EventType: fe.ev.Type, Body: fe.ev.Raw,
 			Endpoint: ep}
@@ -184,7 +184,7 @@ func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 			NextAttempt: time.Now().Add(d.Delay), // the delay counts from the attempt's end
 		}
 		p.record(fe, []db.NewDelivery{row}, []dispatch.Decision{d})
-	}()
+	})
 }
 
 // record writes deliveries of fe (with the decisions of their attempts,

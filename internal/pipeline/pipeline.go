@@ -107,6 +107,8 @@ type Pipeline struct {
 	// or running; when it is full the fan-out stage stops pulling.
 	inline   chan struct{}
 	attempts sync.WaitGroup
+	// runner runs the attempts of both stages.
+	runner *runner
 
 	stopOnce sync.Once
 	stopping chan struct{}
@@ -122,6 +124,7 @@ func New(cfg Config, js jetstream.JetStream, store *db.Store, sender *dispatch.S
 	log *zap.Logger) *Pipeline {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
+	stopping := make(chan struct{})
 	return &Pipeline{
 		cfg: cfg, js: js, store: store, sender: sender, log: log,
 		attemptLog:  attemptWriter(store, cfg, log),
@@ -132,7 +135,8 @@ func New(cfg Config, js jetstream.JetStream, store *db.Store, sender *dispatch.S
 		held:        make(chan struct{}, 2*cfg.Concurrency),
 		inFlight:    make(chan struct{}, 4*cfg.BatchSize),
 		inline:      make(chan struct{}, 2*cfg.Concurrency),
-		stopping:    make(chan struct{}), attemptCtx: ctx, cancelAttempt: cancel,
+		runner:      newRunner(stopping),
+		stopping:    stopping, attemptCtx: ctx, cancelAttempt: cancel,
 	}
 }
 
