@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -22,20 +21,7 @@ import (
 )
 
 func main() {
-	setGCPercent()
 	os.Exit(run(os.Args[1:], os.Stderr))
-}
-
-// gcPercent is the consumer's GOGC unless the environment sets one. Most of
-// what it allocates lives for one attempt, and its live heap is small (tens
-// of MB), so collecting at five times the live heap rather than twice takes
-// a tenth of its CPU off for some tens of MB more (README, Configuration).
-const gcPercent = 400
-
-func setGCPercent() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
-	}
 }
 
 func run(args []string, stderr io.Writer) int {
