@@ -1,9 +1,13 @@
 package dispatch
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,4 +180,55 @@ func mustSecret(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// Signing reuses keyed states: each signature must still be the HMAC of its
+// own key and message, from many goroutines at once and across keys.
+func TestHMACReusedStatesSignEachMessageAlone(t *testing.T) {
+	keys := [][]byte{[]byte("key-one"), []byte("key-two"), make([]byte, 100)}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				key := keys[(g+i)%len(keys)]
+				prefix := fmt.Sprintf("evt_%d_%d.1700000000.", g, i)
+				body := []byte(strings.Repeat("본문", i%7))
+				fresh := hmac.New(sha256.New, key)
+				fresh.Write([]byte(prefix))
+				fresh.Write(body)
+				if got, want := hmacSHA256(key, prefix, body), fresh.Sum(nil); !hmac.Equal(got, want) {
+					t.Errorf("key %q, message %q: %x, want %x", key, prefix, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestHMACCacheStaysBounded(t *testing.T) {
+	for i := range macCacheMax + 10 {
+		hmacSHA256([]byte(fmt.Sprintf("key-%d", i)), "p.", nil)
+	}
+	macs.mu.Lock()
+	n := len(macs.m)
+	macs.mu.Unlock()
+	if n > macCacheMax {
+		t.Errorf("%d keys cached, want at most %d", n, macCacheMax)
+	}
+}
+
+// BenchmarkStandardSignatureHeaders signs a fixture-sized event with one
+// secret, as each attempt to a Standard Webhooks endpoint does.
+func BenchmarkStandardSignatureHeaders(b *testing.B) {
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	body := []byte(strings.Repeat(kmsgBody, 3))
+	ts := time.Unix(1700000000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := SignatureHeaders(SchemeStandard, []string{secret}, "evt_1", "message.sent",
+			ts, body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
