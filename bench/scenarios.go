@@ -40,7 +40,7 @@ func newPublisher(url string) (*publisher, error) {
 func (p *publisher) publish(typ string) error {
 	p.seq++
 	id := "evt_bench_" + p.run + "_" + strconv.Itoa(p.seq)
-	// The publish time to the microsecond (epoch milliseconds would add up
+	// The publish time to the nanosecond (epoch milliseconds would add up
 	// to a millisecond to every latency the receiver measures).
 	body := fmt.Sprintf(`{"id":%q,"type":%q,"timestamp":%q,"data":{"messageId":"msg_%d",`+
 		`"providerId":"solapi","type":"SMS","to":"010-****-0344","status":"SENT",`+

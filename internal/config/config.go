@@ -151,7 +151,7 @@ type Consumer struct {
 	// BatchSize is the most messages taken as one batch; default 100.
 	BatchSize int
 	// BatchTimeout is the longest wait for a batch to fill; default 5ms.
-	// History records collect for four times as long.
+	// The fan-out stage's history records collect for four times as long.
 	BatchTimeout time.Duration
 	// MaxEventBytes is the size limit of an event; default 262144.
 	MaxEventBytes int

@@ -20,18 +20,25 @@ func settle(count *atomic.Int32, want int32) int32 {
 func TestRunnerReusesAnIdleGoroutine(t *testing.T) {
 	stop := make(chan struct{})
 	r := newRunner(stop)
+	done := make(chan struct{})
+	r.run(func() { close(done) })
+	<-done
+	// Work handed straight to the runner's channel is taken only by a
+	// goroutine waiting for it: the one that ran the first function.
 	for i := range 20 {
 		done := make(chan struct{})
-		r.run(func() { close(done) })
-		<-done
-		if n := settle(&r.idle, 1); n != 1 {
-			t.Fatalf("%d idle goroutines after run %d, want 1", n, i+1)
+		select {
+		case r.work <- func() { close(done) }:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no goroutine took work %d: the first did not wait for more", i+1)
 		}
-		time.Sleep(time.Millisecond) // from counting itself idle to waiting
-
+		<-done
 	}
 	if n := r.goroutines.Load(); n != 1 {
-		t.Errorf("%d goroutines after 20 runs one at a time, want 1", n)
+		t.Errorf("%d goroutines after 21 functions one at a time, want 1", n)
+	}
+	if n := settle(&r.idle, 1); n != 1 {
+		t.Errorf("%d idle goroutines, want 1", n)
 	}
 	close(stop)
 	if n := settle(&r.goroutines, 0); n != 0 {

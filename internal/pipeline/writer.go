@@ -186,17 +186,21 @@ func (w *writer[T, R]) flush(batch []*record[T, R]) {
 	}
 }
 
-// recordWait is how long a batch of history records collects: four times
-// a batch of messages, since a record's wait holds back only its message's
-// ack and its row's appearance in the history, never an attempt, while a
-// commit costs the database about as much as a small batch's rows.
-func recordWait(cfg Config) time.Duration { return 4 * cfg.BatchTimeout }
+// deliveryRecordWait is how long a batch of the fan-out stage's records
+// collects: four times a batch of messages. Such a record's wait holds back
+// only its event's ack and its row's appearance in the history, never an
+// attempt (the attempt's permit is given back before it), while a commit
+// costs the database about as much as a small batch's rows. The delivery
+// stage's records collect for BatchTimeout only: a task keeps its slot
+// (Pipeline.held) until its attempt is recorded, so a longer wait would
+// bound that stage's rate.
+func deliveryRecordWait(cfg Config) time.Duration { return 4 * cfg.BatchTimeout }
 
 // attemptWriter records the delivery stage's attempts; each answer is
 // whether the attempt was recorded (false: it was not its delivery's next
 // one, someone recorded it first).
 func attemptWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[db.Result, bool] {
-	return newWriter("attempts", cfg.BatchSize*4, recordWait(cfg), log,
+	return newWriter("attempts", cfg.BatchSize*4, cfg.BatchTimeout, log,
 		func(ctx context.Context, results []db.Result) ([]bool, error) {
 			recorded, err := store.RecordResults(ctx, results, cfg.DisableAfter)
 			if err != nil {
@@ -214,7 +218,7 @@ func attemptWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[db.Resu
 // of one event per item; each answer holds the ids recorded, zero for a
 // delivery that another try of the event recorded first.
 func deliveryWriter(store *db.Store, cfg Config, log *zap.Logger) *writer[[]db.NewDelivery, []int64] {
-	return newWriter("deliveries", cfg.BatchSize*4, recordWait(cfg), log,
+	return newWriter("deliveries", cfg.BatchSize*4, deliveryRecordWait(cfg), log,
 		func(ctx context.Context, events [][]db.NewDelivery) ([][]int64, error) {
 			var all []db.NewDelivery
 			for _, ds := range events {

@@ -108,6 +108,13 @@ func TestWriterFlushesAFullBatchWithoutWaiting(t *testing.T) {
 	}
 }
 
+// handIn gives r to w as submit does, without waiting for its answer.
+func handIn(w *writer[int, int], v int) *record[int, int] {
+	r := &record[int, int]{item: v, done: make(chan struct{})}
+	w.in <- r
+	return r
+}
+
 // While every flusher is busy the next batch grows past the wait, and no
 // more writes than flushers are ever in flight.
 func TestWriterGrowsTheNextBatchWhileFlushersAreBusy(t *testing.T) {
@@ -117,28 +124,30 @@ func TestWriterGrowsTheNextBatchWhileFlushersAreBusy(t *testing.T) {
 	w.start()
 	defer w.stop()
 
-	var wg sync.WaitGroup
-	submit := func(v int) {
-		wg.Go(func() {
-			if _, err := w.submit(v); err != nil {
-				t.Errorf("item %d: %v", v, err)
-			}
-		})
-	}
-	submit(1)
+	records := []*record[int, int]{handIn(w, 1)}
 	<-rw.started
-	submit(2)
+	records = append(records, handIn(w, 2))
 	<-rw.started // both flushers are now held
 	for v := 3; v <= 9; v++ {
-		submit(v)
+		records = append(records, handIn(w, v))
 	}
-	// Give the collector time to pass its wait several times over.
-	time.Sleep(50 * time.Millisecond)
+	// The collector takes every record in while it waits for a flusher.
+	for deadline := time.Now().Add(5 * time.Second); len(w.in) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the collector stopped taking records while flushers were busy")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if n := len(rw.sizes()); n != 2 {
 		t.Fatalf("%d writes started while both flushers were busy, want 2", n)
 	}
 	close(rw.hold)
-	wg.Wait()
+	for _, r := range records {
+		<-r.done
+		if r.err != nil || r.answer != 2*r.item {
+			t.Errorf("record %d: answer %d, error %v", r.item, r.answer, r.err)
+		}
+	}
 	if got := rw.sizes(); !slices.Equal(got, []int{1, 1, 7}) {
 		t.Errorf("batches of %v, want [1 1 7]: the third batch grew while flushers were busy", got)
 	}
@@ -155,9 +164,7 @@ func TestWriterStopWritesWhatWasSubmitted(t *testing.T) {
 	// Handed in as submit does, so that each is surely in before stop.
 	var records []*record[int, int]
 	for v := 1; v <= 4; v++ {
-		r := &record[int, int]{item: v, done: make(chan struct{})}
-		w.in <- r
-		records = append(records, r)
+		records = append(records, handIn(w, v))
 	}
 	w.stop()
 	for _, r := range records {
