@@ -117,6 +117,8 @@ func describeType(t reflect.Type) string {
 		return "true or false"
 	case reflect.Int, reflect.Int32, reflect.Int64:
 		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
 	case reflect.Slice:
 		return "a list of " + plural(describeType(t.Elem()))
 	case reflect.Map:

@@ -352,10 +352,13 @@ func retryObjectBounds(raw []byte) error {
 		return retryDecodeError(err)
 	}
 	switch {
-	case o.MaxAttempts == nil || *o.MaxAttempts < 1 || *o.MaxAttempts > maxRetries+1:
-		return invalidField("retry_policy", "max_attempts must be from 1 to %d", maxRetries+1)
 	case o.Multiplier != nil && !(*o.Multiplier >= 1 && *o.Multiplier <= 1000):
-		return invalidField("retry_policy", "multiplier must be from 1 to 1000")
+		return invalidField("retry_policy.multiplier", "must be from 1 to 1000")
+	case o.MaxAttempts == nil:
+		return invalidField("retry_policy.max_attempts", "is required: from 1 to %d "+
+			"(the first attempt included)", maxRetries+1)
+	case *o.MaxAttempts < 1 || *o.MaxAttempts > maxRetries+1:
+		return invalidField("retry_policy.max_attempts", "must be from 1 to %d", maxRetries+1)
 	}
 	return nil
 }
