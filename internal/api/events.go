@@ -147,6 +147,9 @@ func (s *server) completeEvent(raw []byte) (*event.Event, error) {
 		// timestamp or version filled in can take it over the limit.
 		// Without the limit it is either valid or shows its real fault.
 		if _, _, err = event.Complete(raw, math.MaxInt, now); err == nil {
+			if len(raw) <= s.maxEvent {
+				return nil, s.eventTooLargeFilled()
+			}
 			return nil, s.eventTooLarge()
 		}
 		if !errors.As(err, &ve) {
@@ -177,6 +180,14 @@ func isObject(raw []byte) bool {
 func (s *server) eventTooLarge() *apiError {
 	return &apiError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge,
 		message: fmt.Sprintf("the event is larger than %d bytes", s.maxEvent)}
+}
+
+// eventTooLargeFilled is the 413 of an event within the limit as posted
+// that grows past it once its missing id, timestamp or version is filled in.
+func (s *server) eventTooLargeFilled() *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge,
+		message: fmt.Sprintf("the event is larger than %d bytes once its missing id, "+
+			"timestamp or version is filled in: give them, or send less", s.maxEvent)}
 }
 
 // eventID reads the {id} of the path: chi matches on the escaped path when

@@ -263,7 +263,8 @@ func TestPublishEventTooLarge(t *testing.T) {
 	// Under the limit as posted, over it once the missing id is filled in.
 	noID := `{"type":"message.sent","data":"` + strings.Repeat("x", limit-40) + `"}`
 	e.do(http.MethodPost, "/v1/events", noID).
-		wantError(t, http.StatusRequestEntityTooLarge, "payload_too_large", "")
+		wantError(t, http.StatusRequestEntityTooLarge, "payload_too_large",
+			"300 bytes once its missing id, timestamp or version is filled in")
 
 	// The default limit is 256 KiB.
 	d := newEventsEnv(t, eventsOptions{})
