@@ -33,9 +33,11 @@ func TestBadSettingsNameTheFlagAndExitTwo(t *testing.T) {
 			"64:ff9b::/96", "64:ff9b::/100", "::/96", "::/8", "2002::/16", "2002::/20",
 			"2001::/32", "64:ff9b:1::/48"} {
 			var stderr bytes.Buffer
-			if code := run([]string{"--allow-cidrs", cidr}, &stderr); code != 2 ||
-				!strings.Contains(stderr.String(), "allow-cidrs") {
-				t.Errorf("%s: exit %d, stderr %q", cidr, code, stderr.String())
+			if code := run([]string{"--allow-cidrs", "127.0.0.0/8, " + cidr}, &stderr); code != 2 ||
+				!strings.Contains(stderr.String(), "allow-cidrs") ||
+				!strings.Contains(stderr.String(), cidr) {
+				t.Errorf("%s: exit %d, stderr %q (should name the entry as given)", cidr, code,
+					stderr.String())
 			}
 		}
 	})

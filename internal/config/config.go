@@ -305,19 +305,36 @@ func checkAllow(s string) error {
 	}
 	// IPv4-mapped prefixes come back in their IPv4 form, so
 	// ::ffff:0:0/96 is checked as the 0.0.0.0/0 it allows.
-	for _, p := range prefixes {
+	given := allowItems(s)
+	for i, p := range prefixes {
+		name := p.String()
+		if i < len(given) && given[i] != name {
+			name = fmt.Sprintf("%s (that is, %s)", given[i], p)
+		}
 		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 7) {
 			return fmt.Errorf("%s is wider than any private network and would turn the "+
-				"guard off; list the networks you mean", p)
+				"guard off; list the networks you mean", name)
 		}
 		for _, e := range ipv4Embeddings {
 			if p.Overlaps(e.prefix) && p.Bits() < e.at+8 {
 				return fmt.Errorf("%s allows more than an IPv4 /8 through %s (%s), which "+
-					"would turn the guard off; list the networks you mean", p, e.name, e.prefix)
+					"would turn the guard off; list the networks you mean", name, e.name, e.prefix)
 			}
 		}
 	}
 	return nil
+}
+
+// allowItems are the entries of an allow list as written, in the order
+// dispatch.ParseCIDRs reads them.
+func allowItems(s string) []string {
+	var items []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
 }
 
 // ipv4Embeddings are the IPv6 ranges that carry an IPv4 address from bit
