@@ -27,10 +27,11 @@ const (
 const usageHead = `Usage: receiver [flags]
 
 receiver is a local webhook endpoint. Every path is an endpoint of its own
-(/a, /b, …): it counts the POSTs it receives, the unique webhook-id values,
-duplicates (an id seen again on the same path), bad signatures, and the
-latency from the event's own "timestamp" field (RFC 3339 or epoch ms) to the
-receipt of its first delivery. It answers with --status after --delay.
+(/a, /b, …): it counts the POSTs it receives, the unique delivery ids
+(webhook-id, or X-Webhook-ID for the kmsg scheme), duplicates (an id seen
+again on the same path), bad signatures, and the latency from the event's
+own "timestamp" field (RFC 3339 or epoch ms) to the receipt of its first
+delivery. It answers with --status after --delay.
 
 With --secret, a request must carry a Standard Webhooks signature
 (webhook-id, webhook-timestamp and webhook-signature headers) made with one

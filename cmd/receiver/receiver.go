@@ -107,10 +107,19 @@ func (rc *receiver) record(path string, h http.Header, body []byte, at time.Time
 		pc.badSignatures++
 		return false
 	}
-	if pc.firstSight(h.Get(headerID)) && hasLatency {
+	if pc.firstSight(deliveryID(h)) && hasLatency {
 		pc.latency.record(latency)
 	}
 	return true
+}
+
+// deliveryID is the id a delivery carries: webhook-id (Standard Webhooks)
+// or X-Webhook-ID (the kmsg scheme).
+func deliveryID(h http.Header) string {
+	if id := h.Get(headerID); id != "" {
+		return id
+	}
+	return h.Get("X-Webhook-ID")
 }
 
 // path is the counts of path, made if new. rc.mu must be held.

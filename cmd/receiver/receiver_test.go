@@ -157,6 +157,23 @@ func TestDuplicatesAreCountedPerPath(t *testing.T) {
 	check("total", doc.Total, 5, 3, 2)
 }
 
+// kmsg deliveries carry their id in X-Webhook-ID.
+func TestKMsgDeliveriesAreCountedByTheirID(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(nil, http.StatusOK, 0)
+	for _, id := range []string{"e1", "e2", "e1"} {
+		h := http.Header{}
+		h.Set("X-Webhook-ID", id)
+		if w := post(rc, "/k", h, "{}"); w.Code != http.StatusOK {
+			t.Fatalf("%s: %d", id, w.Code)
+		}
+	}
+	got := statsOf(t, rc).Paths["/k"]
+	if got.Requests != 3 || got.Unique != 2 || got.Duplicates != 1 {
+		t.Errorf("stats %+v, want requests 3 unique 2 duplicates 1", got)
+	}
+}
+
 func TestStatsJSONShape(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(nil, http.StatusOK, 0)
