@@ -299,17 +299,16 @@ func (c *Consumer) validateValues(b *Binder) error {
 // checkAllow refuses allow lists that would switch the address guard off:
 // no private network is wider than an IPv4 /8 or the IPv6 unique-local /7.
 func checkAllow(s string) error {
-	prefixes, err := dispatch.ParseCIDRs(s)
+	entries, err := dispatch.ParseAllowList(s)
 	if err != nil {
 		return err
 	}
 	// IPv4-mapped prefixes come back in their IPv4 form, so
 	// ::ffff:0:0/96 is checked as the 0.0.0.0/0 it allows.
-	given := allowItems(s)
-	for i, p := range prefixes {
-		name := p.String()
-		if i < len(given) && given[i] != name {
-			name = fmt.Sprintf("%s (that is, %s)", given[i], p)
+	for _, entry := range entries {
+		p, name := entry.Prefix, entry.Written
+		if name != p.String() {
+			name = fmt.Sprintf("%s (that is, %s)", name, p)
 		}
 		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 7) {
 			return fmt.Errorf("%s is wider than any private network and would turn the "+
@@ -323,18 +322,6 @@ func checkAllow(s string) error {
 		}
 	}
 	return nil
-}
-
-// allowItems are the entries of an allow list as written, in the order
-// dispatch.ParseCIDRs reads them.
-func allowItems(s string) []string {
-	var items []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			items = append(items, item)
-		}
-	}
-	return items
 }
 
 // ipv4Embeddings are the IPv6 ranges that carry an IPv4 address from bit

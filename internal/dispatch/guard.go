@@ -156,7 +156,28 @@ func (g *Guard) CheckIP(ip netip.Addr) error {
 // ParseCIDRs parses a comma-separated allow list such as an environment
 // variable; a bare address becomes a single-host prefix.
 func ParseCIDRs(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
+	entries, err := ParseAllowList(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, len(entries))
+	for i, e := range entries {
+		out[i] = e.Prefix
+	}
+	return out, nil
+}
+
+// AllowEntry is one entry of an allow list: as written, and the range it
+// allows (which may be written otherwise: ::ffff:0:0/96 is 0.0.0.0/0).
+type AllowEntry struct {
+	Written string
+	Prefix  netip.Prefix
+}
+
+// ParseAllowList parses a comma-separated allow list as ParseCIDRs does,
+// keeping each entry as written, for messages about it.
+func ParseAllowList(s string) ([]AllowEntry, error) {
+	var out []AllowEntry
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -166,7 +187,7 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: %w", ErrInvalidCIDR, item, err)
 		}
-		out = append(out, p)
+		out = append(out, AllowEntry{Written: item, Prefix: p})
 	}
 	return out, nil
 }
