@@ -338,9 +338,17 @@ func (p *Pipeline) disableEndpoint(id string, log *zap.Logger) {
 }
 
 func (p *Pipeline) logAttempt(j *job, res db.Result, d dispatch.Decision) {
+	if ce := j.log.Check(zap.InfoLevel, "delivery attempt"); ce != nil {
+		ce.Write(attemptFields(res.Attempt, d)...)
+	}
+}
+
+// attemptFields are what a "delivery attempt" line says of the attempt, in
+// both stages; the logger names the event, endpoint, delivery and number.
+func attemptFields(a db.Attempt, d dispatch.Decision) []zap.Field {
 	fields := []zap.Field{
-		zap.Int("status_code", res.Attempt.StatusCode),
-		zap.Int64("duration_ms", res.Attempt.Duration.Milliseconds()),
+		zap.Int("status_code", a.StatusCode),
+		zap.Int64("duration_ms", a.Duration.Milliseconds()),
 		zap.String("outcome", d.Outcome.String()),
 	}
 	if d.Outcome == dispatch.OutcomeRetry {
@@ -349,7 +357,7 @@ func (p *Pipeline) logAttempt(j *job, res db.Result, d dispatch.Decision) {
 	if d.Error != "" {
 		fields = append(fields, zap.String("error", d.Error))
 	}
-	j.log.Info("delivery attempt", fields...)
+	return fields
 }
 
 func (p *Pipeline) policyFor(e *db.Endpoint, log *zap.Logger) dispatch.Policy {

@@ -294,19 +294,9 @@ func (p *Pipeline) noteDelivery(id int64, row db.NewDelivery, d dispatch.Decisio
 		p.disableEndpoint(row.EndpointID, p.log.With(zap.String("event_id", row.EventID)))
 	}
 	if ce := p.log.Check(zap.InfoLevel, "delivery attempt"); ce != nil {
-		fields := []zap.Field{
+		ce.Write(append([]zap.Field{
 			zap.String("event_id", row.EventID), zap.String("endpoint_id", row.EndpointID),
 			zap.Int64("delivery_id", id), zap.Int("attempt", 1),
-			zap.Int("status_code", row.Attempt.StatusCode),
-			zap.Int64("duration_ms", row.Attempt.Duration.Milliseconds()),
-			zap.String("outcome", d.Outcome.String()),
-		}
-		if d.Outcome == dispatch.OutcomeRetry {
-			fields = append(fields, zap.Duration("next_retry_in", d.Delay))
-		}
-		if d.Error != "" {
-			fields = append(fields, zap.String("error", d.Error))
-		}
-		ce.Write(fields...)
+		}, attemptFields(*row.Attempt, d)...)...)
 	}
 }
