@@ -280,8 +280,8 @@ func TestClaimSameIDTwiceInOneCall(t *testing.T) {
 		if seen["ep_all"] == 0 || seen["ep_msg"] == 0 || len(seen) != 2 {
 			t.Errorf("%s: claimed endpoints %v, want ep_all and ep_msg", round, seen)
 		}
-		// The pipeline drops repeated ids before it claims (firstOfEachID);
-		// Claim itself answers once per input row.
+		// The pipeline drops repeated ids before it claims (acking their
+		// messages); Claim takes each id once whatever it is given.
 		t.Logf("%s: rows per endpoint %v", round, seen)
 	}
 	var n int

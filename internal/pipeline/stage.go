@@ -161,10 +161,10 @@ func (s *stage) fetchOnce() error {
 
 // collect groups the messages of a fetch into batches: a batch is handed
 // to a worker as soon as one is idle and no other message has arrived, so
-// a lone message waits for nothing;
-// while every worker is busy it grows until it is full or BatchTimeout
-// after its first message, and then waits for a worker. Messages that
-// arrive once the pipeline stops are handed back at once.
+// a lone message waits for nothing; while every worker is busy it grows
+// until it is full or BatchTimeout after its first message, and then waits
+// for a worker. Messages that arrive once the pipeline stops are handed
+// back at once.
 func (s *stage) collect(msgs <-chan jetstream.Msg) {
 	var batch []jetstream.Msg
 	var due <-chan time.Time
