@@ -32,7 +32,7 @@ type taskLog struct {
 func (b *bundle) watchTasks() *taskLog {
 	b.t.Helper()
 	l := &taskLog{}
-	sub, err := b.nc.Subscribe(b.names.DeliverySubject(), func(m *nats.Msg) {
+	b.subscribe(b.names.DeliverySubject(), func(m *nats.Msg) {
 		t, err := stream.DecodeTask(m.Data)
 		if err != nil {
 			b.t.Errorf("undecodable task %q: %v", m.Data, err)
@@ -42,13 +42,6 @@ func (b *bundle) watchTasks() *taskLog {
 		l.tasks = append(l.tasks, t)
 		l.mu.Unlock()
 	})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if err := b.nc.Flush(); err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return l
 }
 

@@ -105,7 +105,7 @@ type ackRecord struct {
 func (b *bundle) watchAcks(streamName, durable string) *ackLog {
 	b.t.Helper()
 	l := &ackLog{}
-	sub, err := b.nc.Subscribe("$JS.ACK.>", func(m *nats.Msg) {
+	b.subscribe("$JS.ACK.>", func(m *nats.Msg) {
 		tokens := strings.Split(m.Subject, ".")
 		for i := 2; i+3 < len(tokens); i++ {
 			if tokens[i] != streamName || tokens[i+1] != durable {
@@ -126,13 +126,6 @@ func (b *bundle) watchAcks(streamName, durable string) *ackLog {
 			return
 		}
 	})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if err := b.nc.Flush(); err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return l
 }
 

@@ -299,3 +299,17 @@ func (r *receiver) lastRequest(path string) request {
 	defer r.mu.Unlock()
 	return r.last[path]
 }
+
+// subscribe listens on subject as a plain NATS subscriber until the test
+// ends; it returns once the server has the subscription.
+func (b *bundle) subscribe(subject string, handle nats.MsgHandler) {
+	b.t.Helper()
+	sub, err := b.nc.Subscribe(subject, handle)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := b.nc.Flush(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { _ = sub.Unsubscribe() })
+}
