@@ -50,19 +50,25 @@ WITH input AS (
            body
     FROM input
     ON CONFLICT (id) DO NOTHING
-    RETURNING id, provider_id, channel_id, template_id, received_at
+    RETURNING id, type, provider_id, channel_id, template_id
+), candidates AS MATERIALIZED (
+    -- the endpoints subscribed to each type of the batch: compared once
+    -- per type rather than once per event
+    SELECT t.type, ep.id, ep.updated_at, ep.active, ep.filter_provider_ids,
+           ep.filter_channel_ids, ep.filter_template_ids
+    FROM (SELECT DISTINCT ON (type) type, patterns FROM input) t
+    JOIN endpoints ep ON ep.event_types && t.patterns
 )
-SELECT ne.id::text AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_updated_at,
-       ep.active AS endpoint_active
+SELECT ne.id::text AS event_id, c.id AS endpoint_id, c.updated_at AS endpoint_updated_at,
+       c.active AS endpoint_active
 FROM new_events ne
-JOIN input i ON i.id = ne.id
-LEFT JOIN endpoints ep ON ep.event_types && i.patterns
-    AND (cardinality(ep.filter_provider_ids) = 0
-         OR ne.provider_id = ANY (ep.filter_provider_ids))
-    AND (cardinality(ep.filter_channel_ids) = 0
-         OR ne.channel_id = ANY (ep.filter_channel_ids))
-    AND (cardinality(ep.filter_template_ids) = 0
-         OR ne.template_id = ANY (ep.filter_template_ids));
+LEFT JOIN candidates c ON c.type = ne.type
+    AND (cardinality(c.filter_provider_ids) = 0
+         OR ne.provider_id = ANY (c.filter_provider_ids))
+    AND (cardinality(c.filter_channel_ids) = 0
+         OR ne.channel_id = ANY (c.filter_channel_ids))
+    AND (cardinality(c.filter_template_ids) = 0
+         OR ne.template_id = ANY (c.filter_template_ids));
 
 -- name: EventClaimKnown :many
 -- For events recorded before (an earlier try of the same message, or the
