@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -21,7 +22,23 @@ import (
 )
 
 func main() {
+	setGCPercent(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// gcPercent is the consumer's GOGC when the environment does not set one.
+// Go's default, 100, collected often enough that a quarter of the
+// consumer's CPU went to the collector when one endpoint per event was
+// delivered at full speed; at 200 that CPU fell by a tenth while resident
+// memory grew from about 36 to 42 MB (README, Performance).
+const gcPercent = 200
+
+// setGCPercent sets the collector's target to gcPercent unless GOGC is set,
+// which the runtime then has already applied.
+func setGCPercent(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 func run(args []string, stderr io.Writer) int {
@@ -84,7 +101,9 @@ func newLogger(format, level string) (*zap.Logger, error) {
 	out := &zapcore.BufferedWriteSyncer{WS: zapcore.Lock(os.Stderr), Size: 256 << 10,
 		FlushInterval: logFlushInterval}
 	// No sampling: one line per attempt is the contract. No stack traces:
-	// errors say what failed, stacks only confuse operators.
-	return zap.New(zapcore.NewCore(enc, out, lvl), zap.AddCaller(),
+	// errors say what failed, stacks only confuse operators. No caller
+	// either: every message is written in one place, and finding that
+	// place took a stack walk per line, 2% of the consumer's CPU.
+	return zap.New(zapcore.NewCore(enc, out, lvl),
 		zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
 }
