@@ -21,6 +21,12 @@ import (
 	"github.com/hookrelay/hookrelay/internal/stream"
 )
 
+// inFlightBatches is how many batches of fanned-out events a process holds
+// unsettled. An event is held through its attempts and its record's group
+// commit (up to four batch timeouts): at 10,000 events a second that is
+// several hundred events, and four batches held the stage back by a tenth.
+const inFlightBatches = 8
+
 // Config tunes the pipeline. Zero fields take the defaults named.
 type Config struct {
 	// Names gives the subjects and streams; Prefix defaults to "hookrelay".
@@ -101,7 +107,7 @@ type Pipeline struct {
 	// is full the delivery stage stops pulling.
 	held chan struct{}
 	// inFlight counts fanned-out events not yet settled; when it is full
-	// the fan-out stage stops pulling.
+	// the fan-out stage stops pulling. It holds inFlightBatches batches.
 	inFlight chan struct{}
 	// inline counts first attempts the fan-out stage has taken on, waiting
 	// or running; when it is full the fan-out stage stops pulling.
@@ -133,7 +139,7 @@ func New(cfg Config, js jetstream.JetStream, store *db.Store, sender *dispatch.S
 		limiter:     newLimiter(cfg.EndpointConcurrency, cfg.EndpointConcurrency),
 		slots:       make(chan struct{}, cfg.Concurrency),
 		held:        make(chan struct{}, 2*cfg.Concurrency),
-		inFlight:    make(chan struct{}, 4*cfg.BatchSize),
+		inFlight:    make(chan struct{}, inFlightBatches*cfg.BatchSize),
 		inline:      make(chan struct{}, 2*cfg.Concurrency),
 		runner:      newRunner(stopping),
 		stopping:    stopping, attemptCtx: ctx, cancelAttempt: cancel,
