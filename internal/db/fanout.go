@@ -166,13 +166,18 @@ type NewDelivery struct {
 	// Error is the delivery's last_error: the attempt's error, or why it
 	// was skipped.
 	Error string
+	// Known is set when the event was recorded before the claim that gave
+	// this delivery (Claimed.Fresh unset): it is then recorded only if the
+	// event still exists, under a lock that retention waits for.
+	Known bool
 }
 
 // RecordNew writes new deliveries and their first attempts in one round
 // trip, and keeps endpoint health as RecordResults does. A delivery that
 // already exists is left alone, unless it is pending with no attempt and ds
-// brings its first attempt; the ids of those recorded are returned in the
-// order of ds, zero where one was not recorded.
+// brings its first attempt, and so is a Known one whose event is gone; the
+// ids of those recorded are returned in the order of ds, zero where one was
+// not recorded.
 func (s *Store) RecordNew(ctx context.Context, ds []NewDelivery,
 	disableAfter time.Duration) ([]int64, error) {
 	// Two tries of one event in one batch: an upsert may not touch a row
@@ -215,11 +220,13 @@ func recordNewParams(ds []NewDelivery, disableAfter time.Duration) dbgen.Deliver
 		Attempted: make([]bool, n), StartedAts: make([]time.Time, n),
 		DurationMs: make([]int32, n), StatusCodes: make([]int32, n),
 		ResponseBodies: make([]string, n), Errors: make([]string, n),
-		NextAttemptAts: make([]time.Time, n), DisableAfterSecs: disableAfter.Seconds(),
+		NextAttemptAts: make([]time.Time, n), Known: make([]bool, n),
+		DisableAfterSecs: disableAfter.Seconds(),
 	}
 	for i, d := range ds {
 		p.EventIds[i], p.EndpointIds[i], p.EventTypes[i] = d.EventID, d.EndpointID, d.EventType
 		p.Statuses[i], p.Errors[i], p.NextAttemptAts[i] = d.Status, d.Error, d.NextAttempt
+		p.Known[i] = d.Known
 		p.StartedAts[i] = d.NextAttempt
 		if a := d.Attempt; a != nil {
 			p.Attempted[i], p.StartedAts[i] = true, a.StartedAt

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/internal/db/dbgen"
@@ -174,22 +175,26 @@ func (r *Retention) RunOnce(ctx context.Context) (RetentionStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("retention: %w", err)
 	}
+	limit := int32(r.cfg.BatchSize)
 	steps := []struct {
 		what  string
 		count *int64
-		del   func() (int64, error)
+		// del deletes one batch; full is set when the batch took all it
+		// could, so another may find more.
+		del func() (n int64, full bool, err error)
 	}{
-		{"deliveries", &st.Deliveries, func() (int64, error) {
-			return q.RetentionDeleteDeliveries(ctx, conn, dbgen.RetentionDeleteDeliveriesParams{
-				Cutoff: cutoff, MaxRows: int32(r.cfg.BatchSize)})
+		{"deliveries", &st.Deliveries, func() (int64, bool, error) {
+			n, err := q.RetentionDeleteDeliveries(ctx, conn, dbgen.RetentionDeleteDeliveriesParams{
+				Cutoff: cutoff, MaxRows: limit})
+			return n, n == int64(limit), err
 		}},
-		{"events", &st.Events, func() (int64, error) {
-			return q.RetentionDeleteEvents(ctx, conn, dbgen.RetentionDeleteEventsParams{
-				Cutoff: cutoff, MaxRows: int32(r.cfg.BatchSize)})
+		{"events", &st.Events, func() (int64, bool, error) {
+			return r.deleteEvents(ctx, conn, cutoff)
 		}},
-		{"rejected messages", &st.Rejected, func() (int64, error) {
-			return q.RetentionDeleteRejected(ctx, conn, dbgen.RetentionDeleteRejectedParams{
-				Cutoff: cutoff, MaxRows: int32(r.cfg.BatchSize)})
+		{"rejected messages", &st.Rejected, func() (int64, bool, error) {
+			n, err := q.RetentionDeleteRejected(ctx, conn, dbgen.RetentionDeleteRejectedParams{
+				Cutoff: cutoff, MaxRows: limit})
+			return n, n == int64(limit), err
 		}},
 	}
 	for _, s := range steps {
@@ -199,18 +204,43 @@ func (r *Retention) RunOnce(ctx context.Context) (RetentionStats, error) {
 					return st, err
 				}
 			}
-			n, err := s.del()
+			n, full, err := s.del()
 			st.Batches++
 			*s.count += n
 			if err != nil {
 				return st, fmt.Errorf("retention: delete %s: %w", s.what, err)
 			}
-			if n < int64(r.cfg.BatchSize) {
+			if !full {
 				break
 			}
 		}
 	}
 	return st, nil
+}
+
+// deleteEvents deletes one batch of old events without deliveries: they are
+// locked first, and deleted by a second statement that checks again, in
+// one transaction (RetentionLockEvents, RetentionDeleteEvents).
+func (r *Retention) deleteEvents(ctx context.Context, conn *pgxpool.Conn,
+	cutoff time.Time) (n int64, full bool, err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	q := r.store.q
+	ids, err := q.RetentionLockEvents(ctx, tx, dbgen.RetentionLockEventsParams{
+		Cutoff: cutoff, MaxRows: int32(r.cfg.BatchSize)})
+	if err != nil || len(ids) == 0 {
+		return 0, false, err
+	}
+	if n, err = q.RetentionDeleteEvents(ctx, tx, ids); err != nil {
+		return 0, false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, false, err
+	}
+	return n, len(ids) == r.cfg.BatchSize, nil
 }
 
 func (r *Retention) pause(ctx context.Context) error {

@@ -231,3 +231,103 @@ func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRetentionSkipsAnEventGettingDeliveries holds the lock that RecordNew
+// takes on an event recorded before its claim: retention leaves the event,
+// also once the delivery written under that lock is committed.
+func TestRetentionSkipsAnEventGettingDeliveries(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.Open(t)
+	ctx := context.Background()
+	fillAgedHistory(t, ctx, pool, agedHistory{oldDeliveries: 2, newDeliveries: 1})
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT id FROM events WHERE id = 'old-lonely' FOR KEY SHARE"); err != nil {
+		t.Fatal(err)
+	}
+	r := db.NewRetention(db.NewStore(pool), db.RetentionConfig{Age: 24 * time.Hour})
+	// Bounded: a pass that waited for the lock would wait for this test.
+	passCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := r.RunOnce(passCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 2 {
+		t.Errorf("pass deleted %d events, want old-1 and old-2 only", st.Events)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO deliveries (event_id, endpoint_id, event_type)
+		VALUES ('old-lonely', 'ep', 'message.sent')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = r.RunOnce(ctx); err != nil || st.Events != 0 {
+		t.Fatalf("pass after the delivery was committed: %+v, %v; want no event deleted", st, err)
+	}
+	if n := countRows(t, ctx, pool, "SELECT count(*) FROM events WHERE id = 'old-lonely'"); n != 1 {
+		t.Error("old-lonely was deleted although a delivery refers to it")
+	}
+}
+
+// TestRecordNewWaitsForRetentionOfAKnownEvent deletes an event the way
+// retention does while RecordNew adds a delivery to it as an event recorded
+// before: RecordNew waits for the delete and then records nothing, rather
+// than a delivery of an event that is gone.
+func TestRecordNewWaitsForRetentionOfAKnownEvent(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.Open(t)
+	ctx := context.Background()
+	fillAgedHistory(t, ctx, pool, agedHistory{oldDeliveries: 1, newDeliveries: 1})
+	store := db.NewStore(pool)
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT id FROM events WHERE id = 'old-lonely' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		ids []int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ids, err := store.RecordNew(ctx, []db.NewDelivery{
+			{EventID: "old-lonely", EndpointID: "ep", EventType: "message.sent",
+				Status: db.StatusPending, Known: true},
+			{EventID: "new-lonely", EndpointID: "ep", EventType: "message.sent",
+				Status: db.StatusPending, Known: true},
+		}, 0)
+		done <- result{ids, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("RecordNew returned %v, %v while the event was locked for deletion", r.ids, r.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM events WHERE id = 'old-lonely'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.ids[0] != 0 || r.ids[1] == 0 {
+		t.Errorf("ids %v: want none for the deleted event and one for new-lonely", r.ids)
+	}
+	if n := countRows(t, ctx, pool, `SELECT count(*) FROM deliveries d
+		WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id)`); n != 0 {
+		t.Errorf("%d deliveries of events that are gone", n)
+	}
+}

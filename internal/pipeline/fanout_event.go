@@ -94,6 +94,7 @@ func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []d
 
 func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint) {
 	row := fe.pending(c.EndpointID)
+	row.Known = !c.Fresh
 	switch {
 	case c.Delivery != nil:
 		if d := c.Delivery; d.Status == db.StatusPending {

@@ -99,7 +99,17 @@ WITH input AS (
            unnest(@status_codes::int[]) AS status_code,
            unnest(@response_bodies::text[]) AS response_body,
            unnest(@errors::text[]) AS error,
-           unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at
+           unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at,
+           unnest(@known::bool[]) AS known
+), live AS (
+    -- The events recorded before this process's claim that get deliveries
+    -- here, locked so that retention cannot delete them meanwhile (see
+    -- RetentionDeleteEvents); one it deleted first is not returned. The
+    -- other events were recorded by the claim moments ago, far younger
+    -- than any retention cutoff, and are not looked up.
+    SELECT e.id FROM events e
+    WHERE e.id IN (SELECT event_id FROM input WHERE known)
+    FOR KEY SHARE
 ), inserted AS (
     INSERT INTO deliveries (
         event_id, endpoint_id, event_type, status, attempt_count, next_attempt_at,
@@ -113,6 +123,7 @@ WITH input AS (
            NULLIF(status_code, 0), error,
            CASE WHEN status = 'pending' THEN NULL ELSE now() END
     FROM input
+    WHERE NOT known OR event_id IN (SELECT id FROM live)
     -- A first attempt is recorded over a delivery that another try of the
     -- event left pending without an attempt: that try's task then finds
     -- the attempt made and is dropped.
@@ -280,31 +291,48 @@ SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempt_count > 0;
 -- received_at are set by it).
 SELECT (now() - make_interval(secs => @age_secs::float8))::timestamptz AS cutoff;
 
--- name: RetentionDeleteDeliveries :execrows
+-- name: RetentionDeleteDeliveries :one
 -- Retention: up to @max_rows deliveries created before @cutoff, oldest
--- first, found through deliveries_created; their attempts go with them
--- (ON DELETE CASCADE, through the attempts' primary key).
--- Pending deliveries are kept whatever their age: retention never ends a
--- retry.
-DELETE FROM deliveries
-WHERE id IN (
-    SELECT old.id FROM deliveries old
-    WHERE old.created_at < @cutoff AND old.status <> 'pending'
-    ORDER BY old.created_at
-    LIMIT @max_rows
-);
+-- first, found through deliveries_created, with their attempts (through the
+-- attempts' primary key); returns how many deliveries went. Pending
+-- deliveries are kept whatever their age: retention never ends a retry, and
+-- only a pending delivery gets new attempts.
+WITH gone AS (
+    DELETE FROM deliveries
+    WHERE id IN (
+        SELECT old.id FROM deliveries old
+        WHERE old.created_at < @cutoff AND old.status <> 'pending'
+        ORDER BY old.created_at
+        LIMIT @max_rows
+    )
+    RETURNING id
+), attempts AS (
+    DELETE FROM delivery_attempts a
+    USING gone g
+    WHERE a.delivery_id = g.id
+)
+SELECT count(*) FROM gone;
+
+-- name: RetentionLockEvents :many
+-- Retention, first of two statements in one transaction: locks up to
+-- @max_rows events received before @cutoff that have no delivery, oldest
+-- first. An event that DeliveryRecordNew is adding deliveries to holds a
+-- lock that conflicts, and is skipped.
+SELECT e.id FROM events e
+WHERE e.received_at < @cutoff
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+ORDER BY e.received_at
+LIMIT @max_rows
+FOR UPDATE SKIP LOCKED;
 
 -- name: RetentionDeleteEvents :execrows
--- Retention: up to @max_rows events received before @cutoff that have no
--- delivery left (also those that never had one), oldest first.
-DELETE FROM events
-WHERE id IN (
-    SELECT e.id FROM events e
-    WHERE e.received_at < @cutoff
-      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-    ORDER BY e.received_at
-    LIMIT @max_rows
-);
+-- Retention, second statement: deletes the locked events that still have
+-- no delivery. Its snapshot is taken after the locks, so it sees the
+-- deliveries of every DeliveryRecordNew that ended before them; those that
+-- start later wait for this transaction and then find the event gone.
+DELETE FROM events e
+WHERE e.id = ANY (@ids::text[])
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id);
 
 -- name: RetentionDeleteRejected :execrows
 -- Retention: up to @max_rows rejected messages received before @cutoff.

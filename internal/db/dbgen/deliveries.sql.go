@@ -501,7 +501,17 @@ WITH input AS (
            unnest($8::int[]) AS status_code,
            unnest($9::text[]) AS response_body,
            unnest($10::text[]) AS error,
-           unnest($11::timestamptz[]) AS next_attempt_at
+           unnest($11::timestamptz[]) AS next_attempt_at,
+           unnest($12::bool[]) AS known
+), live AS (
+    -- The events recorded before this process's claim that get deliveries
+    -- here, locked so that retention cannot delete them meanwhile (see
+    -- RetentionDeleteEvents); one it deleted first is not returned. The
+    -- other events were recorded by the claim moments ago, far younger
+    -- than any retention cutoff, and are not looked up.
+    SELECT e.id FROM events e
+    WHERE e.id IN (SELECT event_id FROM input WHERE known)
+    FOR KEY SHARE
 ), inserted AS (
     INSERT INTO deliveries (
         event_id, endpoint_id, event_type, status, attempt_count, next_attempt_at,
@@ -515,6 +525,7 @@ WITH input AS (
            NULLIF(status_code, 0), error,
            CASE WHEN status = 'pending' THEN NULL ELSE now() END
     FROM input
+    WHERE NOT known OR event_id IN (SELECT id FROM live)
     -- A first attempt is recorded over a delivery that another try of the
     -- event left pending without an attempt: that try's task then finds
     -- the attempt made and is dropped.
@@ -555,8 +566,8 @@ WITH input AS (
         updated_at = now()
     FROM (
         SELECT h.endpoint_id, h.ok,
-               NOT h.ok AND $12::float8 > 0
-               AND coalesce(e.failing_since < now() - make_interval(secs => $12::float8),
+               NOT h.ok AND $13::float8 > 0
+               AND coalesce(e.failing_since < now() - make_interval(secs => $13::float8),
                             false) AS expired
         FROM health h JOIN endpoints e ON e.id = h.endpoint_id
     ) h
@@ -580,6 +591,7 @@ type DeliveryRecordNewParams struct {
 	ResponseBodies   []string
 	Errors           []string
 	NextAttemptAts   []time.Time
+	Known            []bool
 	DisableAfterSecs float64
 }
 
@@ -609,6 +621,7 @@ func (q *Queries) DeliveryRecordNew(ctx context.Context, db DBTX, arg DeliveryRe
 		arg.ResponseBodies,
 		arg.Errors,
 		arg.NextAttemptAts,
+		arg.Known,
 		arg.DisableAfterSecs,
 	)
 	if err != nil {
@@ -707,14 +720,22 @@ func (q *Queries) DeliverySkipPendingByEndpoint(ctx context.Context, db DBTX, ar
 	return result.RowsAffected(), nil
 }
 
-const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :execrows
-DELETE FROM deliveries
-WHERE id IN (
-    SELECT old.id FROM deliveries old
-    WHERE old.created_at < $1 AND old.status <> 'pending'
-    ORDER BY old.created_at
-    LIMIT $2
+const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :one
+WITH gone AS (
+    DELETE FROM deliveries
+    WHERE id IN (
+        SELECT old.id FROM deliveries old
+        WHERE old.created_at < $1 AND old.status <> 'pending'
+        ORDER BY old.created_at
+        LIMIT $2
+    )
+    RETURNING id
+), attempts AS (
+    DELETE FROM delivery_attempts a
+    USING gone g
+    WHERE a.delivery_id = g.id
 )
+SELECT count(*) FROM gone
 `
 
 type RetentionDeleteDeliveriesParams struct {
@@ -723,38 +744,29 @@ type RetentionDeleteDeliveriesParams struct {
 }
 
 // Retention: up to @max_rows deliveries created before @cutoff, oldest
-// first, found through deliveries_created; their attempts go with them
-// (ON DELETE CASCADE, through the attempts' primary key).
-// Pending deliveries are kept whatever their age: retention never ends a
-// retry.
+// first, found through deliveries_created, with their attempts (through the
+// attempts' primary key); returns how many deliveries went. Pending
+// deliveries are kept whatever their age: retention never ends a retry, and
+// only a pending delivery gets new attempts.
 func (q *Queries) RetentionDeleteDeliveries(ctx context.Context, db DBTX, arg RetentionDeleteDeliveriesParams) (int64, error) {
-	result, err := db.Exec(ctx, retentionDeleteDeliveries, arg.Cutoff, arg.MaxRows)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	row := db.QueryRow(ctx, retentionDeleteDeliveries, arg.Cutoff, arg.MaxRows)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
 }
 
 const retentionDeleteEvents = `-- name: RetentionDeleteEvents :execrows
-DELETE FROM events
-WHERE id IN (
-    SELECT e.id FROM events e
-    WHERE e.received_at < $1
-      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-    ORDER BY e.received_at
-    LIMIT $2
-)
+DELETE FROM events e
+WHERE e.id = ANY ($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
 `
 
-type RetentionDeleteEventsParams struct {
-	Cutoff  time.Time
-	MaxRows int32
-}
-
-// Retention: up to @max_rows events received before @cutoff that have no
-// delivery left (also those that never had one), oldest first.
-func (q *Queries) RetentionDeleteEvents(ctx context.Context, db DBTX, arg RetentionDeleteEventsParams) (int64, error) {
-	result, err := db.Exec(ctx, retentionDeleteEvents, arg.Cutoff, arg.MaxRows)
+// Retention, second statement: deletes the locked events that still have
+// no delivery. Its snapshot is taken after the locks, so it sees the
+// deliveries of every DeliveryRecordNew that ended before them; those that
+// start later wait for this transaction and then find the event gone.
+func (q *Queries) RetentionDeleteEvents(ctx context.Context, db DBTX, ids []string) (int64, error) {
+	result, err := db.Exec(ctx, retentionDeleteEvents, ids)
 	if err != nil {
 		return 0, err
 	}
@@ -783,6 +795,44 @@ func (q *Queries) RetentionDeleteRejected(ctx context.Context, db DBTX, arg Rete
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const retentionLockEvents = `-- name: RetentionLockEvents :many
+SELECT e.id FROM events e
+WHERE e.received_at < $1
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+ORDER BY e.received_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+`
+
+type RetentionLockEventsParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// Retention, first of two statements in one transaction: locks up to
+// @max_rows events received before @cutoff that have no delivery, oldest
+// first. An event that DeliveryRecordNew is adding deliveries to holds a
+// lock that conflicts, and is skipped.
+func (q *Queries) RetentionLockEvents(ctx context.Context, db DBTX, arg RetentionLockEventsParams) ([]string, error) {
+	rows, err := db.Query(ctx, retentionLockEvents, arg.Cutoff, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const retentionNow = `-- name: RetentionNow :one
