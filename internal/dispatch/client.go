@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -182,7 +181,8 @@ type Sender struct {
 	userAgent string
 	resolve   func(ctx context.Context, host string) ([]netip.Addr, error)
 	maxIdle   int
-	transport *http.Transport
+	tlsConfig *tls.Config
+	conns     *connPool
 }
 
 // NewSender returns a Sender whose connections only reach addresses guard
@@ -203,7 +203,11 @@ func NewSender(guard *Guard, opts ...SenderOption) (*Sender, error) {
 			return nil, err
 		}
 	}
-	s.transport = s.newTransport()
+	// HTTP/1.1 only, no proxy (an environment proxy would dial for us,
+	// past the guard), no compression (acks are small; gzip would only
+	// let a tiny reply expand), redirects returned and never followed.
+	s.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	s.conns = newConnPool(s.maxIdle)
 	return s, nil
 }
 
@@ -211,24 +215,9 @@ func lookupNetIP(ctx context.Context, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
-func (s *Sender) newTransport() *http.Transport {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	return &http.Transport{
-		Proxy:                  nil, // an environment proxy would dial for us, past the guard
-		DialContext:            s.dialContext,
-		Protocols:              &protocols,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-		MaxIdleConnsPerHost:    s.maxIdle,
-		IdleConnTimeout:        idleConnTimeout,
-		MaxResponseHeaderBytes: maxHeaderBytes,
-		DisableCompression:     true, // acks are small; gzip would only let a tiny reply expand
-	}
-}
-
 // Close drops idle keep-alive connections.
 func (s *Sender) Close() {
-	s.transport.CloseIdleConnections()
+	s.conns.closeIdle()
 }
 
 // dialContext resolves the host itself so that the address checked is the
@@ -312,7 +301,7 @@ func (s *Sender) control(_, address string, _ syscall.RawConn) error {
 }
 
 // Send POSTs req.Body to req.URL and reads the response within req.Timeout.
-// It sets Content-Type and User-Agent in req.Header.
+// Its own Content-Type and User-Agent replace any in req.Header.
 // Redirects are returned, not followed. On failure the returned Response
 // still carries Duration.
 func (s *Sender) Send(ctx context.Context, req Request) (Response, error) {
@@ -332,51 +321,11 @@ func (s *Sender) Send(ctx context.Context, req Request) (Response, error) {
 }
 
 func (s *Sender) do(ctx context.Context, req Request) (Response, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL,
-		bytes.NewReader(req.Body))
+	t, err := parseTarget(req.URL)
 	if err != nil {
 		return Response{}, err
 	}
-	if req.Header != nil {
-		hreq.Header = req.Header // built afresh for each attempt: no copy needed
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("User-Agent", s.userAgent)
-	// The transport itself, not an http.Client: a redirect is an answer
-	// like any other (never followed), and the client would copy every
-	// request's headers to be ready to follow one.
-	hresp, err := s.transport.RoundTrip(hreq)
-	if err != nil {
-		return Response{}, err
-	}
-	defer hresp.Body.Close()
-	return s.readResponse(hresp)
-}
-
-func (s *Sender) readResponse(hresp *http.Response) (Response, error) {
-	resp := Response{
-		StatusCode: hresp.StatusCode,
-		Location:   hresp.Header.Get("Location"),
-		RetryAfter: parseRetryAfter(hresp.Header.Get("Retry-After"), time.Now()),
-	}
-	body, err := io.ReadAll(io.LimitReader(hresp.Body, int64(s.bodyLimit)))
-	if err != nil {
-		return resp, fmt.Errorf("read body: %w", err)
-	}
-	resp.Body = body
-	resp.Truncated = s.drain(hresp)
-	return resp, nil
-}
-
-// drain reads a bounded tail so the connection can go back to the pool; a
-// longer tail is abandoned and closing the body drops the connection.
-// Errors are ignored: the answer is already in hand.
-func (s *Sender) drain(hresp *http.Response) bool {
-	if hresp.ContentLength > int64(s.bodyLimit)+drainLimit {
-		return true
-	}
-	n, _ := io.CopyN(io.Discard, hresp.Body, drainLimit)
-	return n > 0
+	return s.roundTrip(ctx, &t, &req)
 }
 
 // parseRetryAfter accepts delay-seconds or an HTTP-date; anything else, or a
