@@ -24,6 +24,8 @@ type agedHistory struct {
 //   - "old-lonely", an event of 48h ago that never had a delivery, and
 //     "new-lonely" of 1h ago;
 //   - "old-kept", an event of 48h ago whose delivery was created 1h ago;
+//   - "old-ended-late", an event of 48h ago whose delivery, created then,
+//     failed 1h ago;
 //   - rejected messages of 48h ago (stream_seq 1–7) and 1h ago (8–9).
 func fillAgedHistory(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h agedHistory) {
 	t.Helper()
@@ -42,16 +44,27 @@ func fillAgedHistory(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h ag
 		  ('old-kept', 'message.sent', now() - interval '48h', now() - interval '48h', '{}'),
 		  ('old-retrying', 'message.sent', now() - interval '48h', now() - interval '48h', '{}'),
 		  ('new-lonely', 'message.sent', now() - interval '1h', now() - interval '1h', '{}')`, nil},
-		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, attempt_count, created_at)
-		  SELECT 'old-' || i, 'ep', 'message.sent', 'succeeded', 2, now() - interval '48h'
+		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, attempt_count,
+		                          created_at, updated_at)
+		  SELECT 'old-' || i, 'ep', 'message.sent', 'succeeded', 2, now() - interval '48h',
+		         now() - interval '48h'
 		  FROM generate_series(1, $1) AS i`, []any{h.oldDeliveries}},
-		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, attempt_count, created_at)
-		  SELECT 'new-' || i, 'ep', 'message.sent', 'succeeded', 2, now() - interval '1h'
+		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, attempt_count,
+		                          created_at, updated_at)
+		  SELECT 'new-' || i, 'ep', 'message.sent', 'succeeded', 2, now() - interval '1h',
+		         now() - interval '1h'
 		  FROM generate_series(1, $1) AS i`, []any{h.newDeliveries}},
-		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, created_at)
-		  VALUES ('old-kept', 'ep', 'message.sent', now() - interval '1h')`, nil},
-		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, created_at)
-		  VALUES ('old-retrying', 'ep', 'message.sent', 'pending', now() - interval '48h')`, nil},
+		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, created_at, updated_at)
+		  VALUES ('old-kept', 'ep', 'message.sent', now() - interval '1h', now() - interval '1h')`, nil},
+		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, created_at, updated_at)
+		  VALUES ('old-retrying', 'ep', 'message.sent', 'pending', now() - interval '48h',
+		          now() - interval '48h')`, nil},
+		// Created 48h ago, ended 1h ago: kept until it is as old as the age.
+		{`INSERT INTO events (id, type, occurred_at, received_at, body) VALUES
+		  ('old-ended-late', 'message.sent', now() - interval '48h', now() - interval '48h', '{}')`, nil},
+		{`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, created_at, updated_at)
+		  VALUES ('old-ended-late', 'ep', 'message.sent', 'failed', now() - interval '48h',
+		          now() - interval '1h')`, nil},
 		{`INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms)
 		  SELECT d.id, n, d.created_at, 10 FROM deliveries d, generate_series(1, 2) AS n
 		  WHERE d.attempt_count = 2`, nil},
@@ -90,17 +103,18 @@ func countRows(t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string
 	return n
 }
 
-// checkRetained checks that exactly the rows younger than 24h, and the
-// event that still has one, are left.
+// checkRetained checks that exactly the rows younger than 24h, the pending
+// delivery and the one that ended 1h ago, and the events that still have
+// one, are left.
 func checkRetained(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h agedHistory) {
 	t.Helper()
 	if n := countRows(t, ctx, pool, `SELECT count(*) FROM deliveries
-		WHERE created_at < now() - interval '24h'`); n != 1 {
-		t.Errorf("%d old deliveries left, want only the one still pending", n)
+		WHERE created_at < now() - interval '24h'`); n != 2 {
+		t.Errorf("%d old deliveries left, want the one still pending and the one ended late", n)
 	}
-	if n := countRows(t, ctx, pool, "SELECT count(*) FROM deliveries"); n != h.newDeliveries+2 {
-		t.Errorf("%d deliveries left, want the %d new ones, old-kept's and the pending one",
-			n, h.newDeliveries+2)
+	if n := countRows(t, ctx, pool, "SELECT count(*) FROM deliveries"); n != h.newDeliveries+3 {
+		t.Errorf("%d deliveries left, want the %d new ones, old-kept's, the pending one and "+
+			"the one ended late", n, h.newDeliveries+3)
 	}
 	if n := countRows(t, ctx, pool, "SELECT count(*) FROM delivery_attempts"); n != 2*h.newDeliveries {
 		t.Errorf("%d attempts left, want the new deliveries' %d", n, 2*h.newDeliveries)
@@ -111,9 +125,9 @@ func checkRetained(t *testing.T, ctx context.Context, pool *pgxpool.Pool, h aged
 	}
 	events := textColumn(t, ctx, pool, "SELECT id FROM events WHERE id NOT LIKE 'new-%'")
 	slices.Sort(events)
-	if !slices.Equal(events, []string{"old-kept", "old-retrying"}) {
-		t.Errorf("old events left: %v, want old-kept and old-retrying (they have deliveries)",
-			events)
+	if !slices.Equal(events, []string{"old-ended-late", "old-kept", "old-retrying"}) {
+		t.Errorf("old events left: %v, want old-ended-late, old-kept and old-retrying "+
+			"(they have deliveries)", events)
 	}
 	if n := countRows(t, ctx, pool, "SELECT count(*) FROM events WHERE id LIKE 'new-%'"); n != h.newDeliveries+1 {
 		t.Errorf("%d new events left, want %d", n, h.newDeliveries+1)
@@ -329,5 +343,55 @@ func TestRecordNewWaitsForRetentionOfAKnownEvent(t *testing.T) {
 	if n := countRows(t, ctx, pool, `SELECT count(*) FROM deliveries d
 		WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id)`); n != 0 {
 		t.Errorf("%d deliveries of events that are gone", n)
+	}
+}
+
+// TestRetentionKeepsADeliveryAttemptedWhileItRuns requeues an old failed
+// delivery and records its next attempt in a transaction that a retention
+// pass waits for: the pass leaves the delivery (it changed after the
+// cutoff), so the new attempt keeps its delivery.
+func TestRetentionKeepsADeliveryAttemptedWhileItRuns(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.Open(t)
+	ctx := context.Background()
+	fillAgedHistory(t, ctx, pool, agedHistory{oldDeliveries: 1, newDeliveries: 1})
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	for _, q := range []string{
+		`UPDATE deliveries SET status = 'pending', updated_at = now() WHERE event_id = 'old-1'`,
+		`INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms)
+		 SELECT id, 3, now(), 10 FROM deliveries WHERE event_id = 'old-1'`,
+		`UPDATE deliveries SET status = 'succeeded', attempt_count = 3, updated_at = now()
+		 WHERE event_id = 'old-1'`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := db.NewRetention(db.NewStore(pool), db.RetentionConfig{Age: 24 * time.Hour})
+	passCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.RunOnce(passCtx)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the pass waits for the delivery's row
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, ctx, pool, `SELECT count(*) FROM delivery_attempts a
+		WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)`); n != 0 {
+		t.Errorf("%d attempts left without their delivery", n)
+	}
+	if n := countRows(t, ctx, pool, "SELECT count(*) FROM deliveries WHERE event_id = 'old-1'"); n != 1 {
+		t.Error("the delivery attempted during the pass was deleted")
 	}
 }

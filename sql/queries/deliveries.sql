@@ -292,20 +292,25 @@ SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempt_count > 0;
 SELECT (now() - make_interval(secs => @age_secs::float8))::timestamptz AS cutoff;
 
 -- name: RetentionDeleteDeliveries :one
--- Retention: up to @max_rows deliveries created before @cutoff, oldest
--- first, found through deliveries_created, with their attempts (through the
--- attempts' primary key); returns how many deliveries went. Pending
--- deliveries are kept whatever their age: retention never ends a retry, and
--- only a pending delivery gets new attempts.
+-- Retention: up to @max_rows deliveries created and last changed before
+-- @cutoff, oldest first, found through deliveries_created, with their
+-- attempts (through the attempts' primary key); returns how many
+-- deliveries went. Pending deliveries are kept whatever their age:
+-- retention never ends a retry, and only a pending delivery gets new
+-- attempts. The outer conditions are checked again on a row changed while
+-- the statement ran (a delivery requeued and attempted meanwhile), whose
+-- new attempt this statement's snapshot would not see.
 WITH gone AS (
-    DELETE FROM deliveries
-    WHERE id IN (
+    DELETE FROM deliveries d
+    WHERE d.id IN (
         SELECT old.id FROM deliveries old
-        WHERE old.created_at < @cutoff AND old.status <> 'pending'
+        WHERE old.created_at < @cutoff AND old.updated_at < @cutoff
+          AND old.status <> 'pending'
         ORDER BY old.created_at
         LIMIT @max_rows
     )
-    RETURNING id
+      AND d.updated_at < @cutoff AND d.status <> 'pending'
+    RETURNING d.id
 ), attempts AS (
     DELETE FROM delivery_attempts a
     USING gone g

@@ -722,14 +722,16 @@ func (q *Queries) DeliverySkipPendingByEndpoint(ctx context.Context, db DBTX, ar
 
 const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :one
 WITH gone AS (
-    DELETE FROM deliveries
-    WHERE id IN (
+    DELETE FROM deliveries d
+    WHERE d.id IN (
         SELECT old.id FROM deliveries old
-        WHERE old.created_at < $1 AND old.status <> 'pending'
+        WHERE old.created_at < $1 AND old.updated_at < $1
+          AND old.status <> 'pending'
         ORDER BY old.created_at
         LIMIT $2
     )
-    RETURNING id
+      AND d.updated_at < $1 AND d.status <> 'pending'
+    RETURNING d.id
 ), attempts AS (
     DELETE FROM delivery_attempts a
     USING gone g
@@ -743,11 +745,14 @@ type RetentionDeleteDeliveriesParams struct {
 	MaxRows int32
 }
 
-// Retention: up to @max_rows deliveries created before @cutoff, oldest
-// first, found through deliveries_created, with their attempts (through the
-// attempts' primary key); returns how many deliveries went. Pending
-// deliveries are kept whatever their age: retention never ends a retry, and
-// only a pending delivery gets new attempts.
+// Retention: up to @max_rows deliveries created and last changed before
+// @cutoff, oldest first, found through deliveries_created, with their
+// attempts (through the attempts' primary key); returns how many
+// deliveries went. Pending deliveries are kept whatever their age:
+// retention never ends a retry, and only a pending delivery gets new
+// attempts. The outer conditions are checked again on a row changed while
+// the statement ran (a delivery requeued and attempted meanwhile), whose
+// new attempt this statement's snapshot would not see.
 func (q *Queries) RetentionDeleteDeliveries(ctx context.Context, db DBTX, arg RetentionDeleteDeliveriesParams) (int64, error) {
 	row := db.QueryRow(ctx, retentionDeleteDeliveries, arg.Cutoff, arg.MaxRows)
 	var count int64
