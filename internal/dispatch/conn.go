@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -242,10 +243,32 @@ func (s *Sender) dial(ctx context.Context, t *target) (*persistConn, error) {
 	return pc, nil
 }
 
+// open reports whether an idle connection can take a request: the server
+// has neither closed it nor sent anything unasked (such as a TLS alert),
+// and TLS holds no bytes it read past the last answer.
+func (pc *persistConn) open() bool {
+	if !socketQuiet(pc.tcp) {
+		return false
+	}
+	if pc.conn == pc.tcp {
+		return true
+	}
+	// With the deadline past, TLS reads only what it holds already.
+	if pc.conn.SetReadDeadline(aLongTimeAgo) != nil {
+		return false
+	}
+	_, err := pc.br.Peek(1)
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 // roundTrip sends req to t on a kept-alive connection or a new one, and
-// reads the answer within ctx. A connection goes back to the pool only
-// when the answer was read to its end and the server keeps it open.
+// reads the answer within ctx. Nothing is sent once ctx is done. A
+// connection goes back to the pool only when the answer was read to its
+// end and the server keeps it open.
 func (s *Sender) roundTrip(ctx context.Context, t *target, req *Request) (Response, error) {
+	if err := ctx.Err(); err != nil {
+		return Response{}, err
+	}
 	pc := s.conns.get(t.key, time.Now())
 	if pc == nil {
 		var err error
@@ -253,9 +276,22 @@ func (s *Sender) roundTrip(ctx context.Context, t *target, req *Request) (Respon
 			return Response{}, err
 		}
 	}
-	// Cancelling ctx interrupts the connection's I/O.
+	// The deadline is set before a cancel may interrupt the connection's
+	// I/O by moving it into the past, and so never undoes the cancel.
+	dl, _ := ctx.Deadline()
+	if err := pc.conn.SetDeadline(dl); err != nil {
+		_ = pc.conn.Close()
+		return Response{}, err
+	}
 	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
-	resp, reusable, err := s.exchange(ctx, pc, t, req)
+	var (
+		resp     Response
+		reusable bool
+		err      = ctx.Err() // a cancel that came meanwhile sends nothing
+	)
+	if err == nil {
+		resp, reusable, err = s.exchange(pc, t, req)
+	}
 	if stop() && reusable && pc.conn.SetDeadline(time.Time{}) == nil {
 		s.conns.put(pc, time.Now())
 	} else {
@@ -267,13 +303,8 @@ func (s *Sender) roundTrip(ctx context.Context, t *target, req *Request) (Respon
 	return resp, err
 }
 
-func (s *Sender) exchange(ctx context.Context, pc *persistConn, t *target, req *Request) (
+func (s *Sender) exchange(pc *persistConn, t *target, req *Request) (
 	resp Response, reusable bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		if err := pc.conn.SetDeadline(dl); err != nil {
-			return Response{}, false, err
-		}
-	}
 	out, err := s.appendRequest(pc.out[:0], t, req)
 	if err != nil {
 		return Response{}, false, err

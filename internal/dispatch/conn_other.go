@@ -1,7 +1,9 @@
-//go:build !unix
+//go:build !(linux || darwin || dragonfly || freebsd || netbsd || openbsd)
 
 package dispatch
 
-// open cannot look at the socket here: a connection the server closed
-// while idle fails its next request.
-func (pc *persistConn) open() bool { return true }
+import "net"
+
+// socketQuiet cannot look at the socket here: a connection the server
+// closed while idle fails its next request.
+func socketQuiet(net.Conn) bool { return true }

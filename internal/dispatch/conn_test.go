@@ -3,6 +3,7 @@ package dispatch
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -256,5 +257,143 @@ func TestSendWritesItsOwnFramingHeadersWhateverTheCaseOfOthers(t *testing.T) {
 	if r.ContentLength != 7 || r.UserAgent() != DefaultUserAgent || r.Header.Get("X-Lower") != "kept" {
 		t.Errorf("Content-Length %d, User-Agent %q, X-Lower %q", r.ContentLength, r.UserAgent(),
 			r.Header.Get("X-Lower"))
+	}
+}
+
+// tlsLoop serves TLS on a listener of its own with the certificate of an
+// httptest server; after the handshake, what reply writes for a request
+// reaches the socket in one write, and so arrives as one segment. It
+// returns the URL and the roots that trust it.
+func tlsLoop(t *testing.T, reply func(io.Writer) error) (string, *x509.CertPool) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	cert := ts.TLS.Certificates[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	ts.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				<-done
+				_ = c.Close()
+			}()
+			go serveTLSBatched(c, cfg, reply)
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		_ = ln.Close()
+	})
+	return "https://" + ln.Addr().String() + "/hook", roots
+}
+
+func serveTLSBatched(c net.Conn, cfg *tls.Config, reply func(io.Writer) error) {
+	defer c.Close()
+	bc := &batchConn{Conn: c}
+	tc := tls.Server(bc, cfg)
+	if tc.Handshake() != nil {
+		return
+	}
+	br := bufio.NewReader(tc)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		bc.batching = true
+		err = reply(tc)
+		bc.batching = false
+		if err != nil || bc.flush() != nil {
+			return
+		}
+	}
+}
+
+// batchConn holds what is written while batching, until flush.
+type batchConn struct {
+	net.Conn
+	batching bool
+	held     []byte
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	if !b.batching {
+		return b.Conn.Write(p)
+	}
+	b.held = append(b.held, p...)
+	return len(p), nil
+}
+
+func (b *batchConn) flush() error {
+	_, err := b.Conn.Write(b.held)
+	b.held = b.held[:0]
+	return err
+}
+
+// TestSendDropsAConnectionWithBytesPastTheAnswer answers each request and
+// then a forged second answer in the same segment: over TLS in a record of
+// its own, which TLS reads ahead with the first. The next request must not
+// take the forged answer for its own.
+func TestSendDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
+	t.Parallel()
+	const answer, forged = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 299 Forged\r\nContent-Length: 4\r\n\r\nevil"
+	tlsURL, roots := tlsLoop(t, func(w io.Writer) error {
+		if _, err := io.WriteString(w, answer); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, forged)
+		return err
+	})
+	plainURL, _ := rawServer(t, answer+forged)
+	s := newTestSender(t, NewGuard(testAllow))
+	s.tlsConfig.RootCAs = roots
+	for _, url := range []string{tlsURL, plainURL} {
+		bad := 0
+		for range 30 {
+			resp, err := s.Send(context.Background(), Request{URL: url, Timeout: 2 * time.Second})
+			if err != nil || string(resp.Body) != "ok" {
+				bad++
+			}
+		}
+		if bad > 0 {
+			t.Errorf("%s: %d of 30 requests read bytes that were not their answer", url, bad)
+		}
+	}
+}
+// TestSendSendsNothingOnceCancelled cancels before sending with a kept-
+// alive connection in the pool: nothing reaches the server.
+func TestSendSendsNothingOnceCancelled(t *testing.T) {
+	t.Parallel()
+	srv, counted := newServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})
+	s := newTestSender(t, NewGuard(testAllow))
+	if _, err := s.Send(context.Background(), Request{URL: srv.URL, Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := s.Send(ctx, Request{URL: srv.URL, Timeout: time.Second})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled send: error %v, want context.Canceled", err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := counted.Load(); n != 1 {
+		t.Errorf("server saw %d requests, want only the first", n)
 	}
 }

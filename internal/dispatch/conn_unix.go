@@ -1,14 +1,16 @@
-//go:build unix
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
 
 package dispatch
 
-import "syscall"
+import (
+	"net"
+	"syscall"
+)
 
-// open reports whether the idle connection can take a request: the server
-// has neither closed it nor sent anything unasked (such as a TLS alert).
-// It peeks at the socket without waiting.
-func (pc *persistConn) open() bool {
-	sc, ok := pc.tcp.(syscall.Conn)
+// socketQuiet reports whether nothing waits on c's socket: no data and no
+// end of stream. It peeks without waiting.
+func socketQuiet(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true
 	}
@@ -17,13 +19,13 @@ func (pc *persistConn) open() bool {
 		return false
 	}
 	var (
-		buf     [1]byte
-		nothing bool
+		buf   [1]byte
+		quiet bool
 	)
 	err = rc.Read(func(fd uintptr) bool {
 		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		nothing = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
+		quiet = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
 		return true
 	})
-	return err == nil && nothing
+	return err == nil && quiet
 }
