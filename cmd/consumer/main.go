@@ -27,7 +27,7 @@ func main() {
 }
 
 // gcPercent is the consumer's GOGC when the environment does not set one.
-// Go's default, 100, collected often enough that a quarter of the
+// Go's default, 100, collected often enough that about a fifth of the
 // consumer's CPU went to the collector when one endpoint per event was
 // delivered at full speed; at 200 that CPU fell by a tenth while resident
 // memory grew from about 36 to 42 MB (README, Performance).
