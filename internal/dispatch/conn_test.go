@@ -373,6 +373,7 @@ func TestSendDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
 		}
 	}
 }
+
 // TestSendSendsNothingOnceCancelled cancels before sending with a kept-
 // alive connection in the pool: nothing reaches the server.
 func TestSendSendsNothingOnceCancelled(t *testing.T) {
