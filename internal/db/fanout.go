@@ -56,17 +56,18 @@ func (s *Store) Claim(ctx context.Context, events []*event.Event) ([]Claimed, er
 				EndpointUpdatedAt: deref(r.EndpointUpdatedAt), EndpointActive: deref(r.EndpointActive)})
 		}
 	}
-	var known, patterns []string
+	var known, types, patterns []string
 	for i, id := range f.ids {
 		if !fresh[id] {
-			known, patterns = append(known, id), append(patterns, f.patterns[i])
+			known, types = append(known, id), append(types, f.types[i])
+			patterns = append(patterns, f.patterns[i])
 		}
 	}
 	if len(known) == 0 {
 		return out, nil
 	}
 	krows, err := s.q.EventClaimKnown(ctx, s.pool, dbgen.EventClaimKnownParams{
-		Ids: known, Patterns: patterns,
+		Ids: known, Types: types, Patterns: patterns,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load deliveries of events recorded before: %w", err)

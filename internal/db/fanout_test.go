@@ -668,3 +668,26 @@ func TestRecordNewAttemptAfterPendingInOneCall(t *testing.T) {
 		t.Errorf("one call: %d attempt rows, want the attempt made", n)
 	}
 }
+
+// TestClaimOfAnIDUsedAgainForAnotherType claims an id recorded before for
+// one type in a message of another type: no endpoint matches, neither those
+// of the new type (they would get the recorded event, which is not of their
+// type) nor the recorded type's (its own message went to them).
+func TestClaimOfAnIDUsedAgainForAnotherType(t *testing.T) {
+	t.Parallel()
+	b := foSetup(t)
+	b.endpoint(t, "ep_x", []string{"zz.typex"}, db.Filters{}, true)
+	b.endpoint(t, "ep_y", []string{"zz.typey"}, db.Filters{}, true)
+
+	first := byEvent(t, b.claim(t, mustEvent(t, `{"id":"retyped","type":"zz.typey"}`)))
+	if got := endpointIDs(first["retyped"]); !slices.Equal(got, []string{"ep_y"}) {
+		t.Fatalf("first claim for %v, want ep_y", got)
+	}
+	if rows := b.claim(t, mustEvent(t, `{"id":"retyped","type":"zz.typex"}`)); len(rows) != 0 {
+		t.Errorf("claim of the id as another type: %+v, want nothing", rows)
+	}
+	again := byEvent(t, b.claim(t, mustEvent(t, `{"id":"retyped","type":"zz.typey"}`)))
+	if got := endpointIDs(again["retyped"]); !slices.Equal(got, []string{"ep_y"}) {
+		t.Errorf("claim of the same message again for %v, want ep_y", got)
+	}
+}

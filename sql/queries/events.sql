@@ -73,16 +73,20 @@ LEFT JOIN candidates c ON c.type = ne.type
 -- name: EventClaimKnown :many
 -- For events recorded before (an earlier try of the same message, or the
 -- same id published again): the matching endpoints that existed when each
--- was received, with the delivery each already has, if any.
+-- was received, with the delivery each already has, if any. A message
+-- whose type is not the recorded event's (an id used again for another
+-- event) matches none: the recorded event is the one delivered, and its
+-- endpoints were matched by its own type.
 WITH input AS (
     SELECT unnest(@ids::text[]) AS id,
+           unnest(@types::text[]) AS type,
            string_to_array(unnest(@patterns::text[]), ' ') AS patterns
 )
 SELECT e.id AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_updated_at,
        ep.active AS endpoint_active, d.id AS delivery_id, d.status, d.attempt_count,
        d.next_attempt_at
 FROM events e
-JOIN input i ON i.id = e.id
+JOIN input i ON i.id = e.id AND i.type = e.type
 JOIN endpoints ep ON ep.event_types && i.patterns
     AND ep.created_at <= e.received_at
     AND (cardinality(ep.filter_provider_ids) = 0

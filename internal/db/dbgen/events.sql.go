@@ -122,13 +122,14 @@ func (q *Queries) EventClaim(ctx context.Context, db DBTX, arg EventClaimParams)
 const eventClaimKnown = `-- name: EventClaimKnown :many
 WITH input AS (
     SELECT unnest($1::text[]) AS id,
-           string_to_array(unnest($2::text[]), ' ') AS patterns
+           unnest($2::text[]) AS type,
+           string_to_array(unnest($3::text[]), ' ') AS patterns
 )
 SELECT e.id AS event_id, ep.id AS endpoint_id, ep.updated_at AS endpoint_updated_at,
        ep.active AS endpoint_active, d.id AS delivery_id, d.status, d.attempt_count,
        d.next_attempt_at
 FROM events e
-JOIN input i ON i.id = e.id
+JOIN input i ON i.id = e.id AND i.type = e.type
 JOIN endpoints ep ON ep.event_types && i.patterns
     AND ep.created_at <= e.received_at
     AND (cardinality(ep.filter_provider_ids) = 0
@@ -142,6 +143,7 @@ LEFT JOIN deliveries d ON d.event_id = e.id AND d.endpoint_id = ep.id
 
 type EventClaimKnownParams struct {
 	Ids      []string
+	Types    []string
 	Patterns []string
 }
 
@@ -158,9 +160,12 @@ type EventClaimKnownRow struct {
 
 // For events recorded before (an earlier try of the same message, or the
 // same id published again): the matching endpoints that existed when each
-// was received, with the delivery each already has, if any.
+// was received, with the delivery each already has, if any. A message
+// whose type is not the recorded event's (an id used again for another
+// event) matches none: the recorded event is the one delivered, and its
+// endpoints were matched by its own type.
 func (q *Queries) EventClaimKnown(ctx context.Context, db DBTX, arg EventClaimKnownParams) ([]EventClaimKnownRow, error) {
-	rows, err := db.Query(ctx, eventClaimKnown, arg.Ids, arg.Patterns)
+	rows, err := db.Query(ctx, eventClaimKnown, arg.Ids, arg.Types, arg.Patterns)
 	if err != nil {
 		return nil, err
 	}
