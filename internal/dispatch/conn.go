@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -96,25 +97,29 @@ type persistConn struct {
 	idleAt time.Time
 }
 
-// headLimit bounds what a response's head may read from the connection.
+// headLimit bounds what a response's head may read from the connection,
+// and counts what the connection gave.
 type headLimit struct {
-	r  io.Reader
-	n  int64
-	on bool
+	r   io.Reader
+	n   int64
+	on  bool
+	got int64
 }
 
 func (l *headLimit) Read(p []byte) (int, error) {
-	if !l.on {
-		return l.r.Read(p)
-	}
-	if l.n <= 0 {
-		return 0, errHeadTooLong
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
+	if l.on {
+		if l.n <= 0 {
+			return 0, errHeadTooLong
+		}
+		if int64(len(p)) > l.n {
+			p = p[:l.n]
+		}
 	}
 	n, err := l.r.Read(p)
-	l.n -= int64(n)
+	l.got += int64(n)
+	if l.on {
+		l.n -= int64(n)
+	}
 	return n, err
 }
 
@@ -262,33 +267,54 @@ func (pc *persistConn) open() bool {
 }
 
 // roundTrip sends req to t on a kept-alive connection or a new one, and
-// reads the answer within ctx. Nothing is sent once ctx is done. A
-// connection goes back to the pool only when the answer was read to its
-// end and the server keeps it open.
+// reads the answer within ctx. Nothing is sent once ctx is done. A request
+// that finds its kept-alive connection closed by the endpoint before any
+// byte of an answer (the endpoint closed it as the request went out) is
+// sent once more, on a new connection.
 func (s *Sender) roundTrip(ctx context.Context, t *target, req *Request) (Response, error) {
 	if err := ctx.Err(); err != nil {
 		return Response{}, err
 	}
-	pc := s.conns.get(t.key, time.Now())
-	if pc == nil {
-		var err error
-		if pc, err = s.dial(ctx, t); err != nil {
-			return Response{}, err
+	if pc := s.conns.get(t.key, time.Now()); pc != nil {
+		resp, unanswered, err := s.exchangeOn(ctx, pc, t, req)
+		if !unanswered || ctx.Err() != nil {
+			return resp, cancelled(ctx, err)
 		}
 	}
+	pc, err := s.dial(ctx, t)
+	if err != nil {
+		return Response{}, err
+	}
+	resp, _, err := s.exchangeOn(ctx, pc, t, req)
+	return resp, cancelled(ctx, err)
+}
+
+// cancelled returns ctx's error in place of err when ctx was cancelled,
+// which cut the connection's I/O short.
+func cancelled(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// exchangeOn sends req on pc within ctx and reads its answer. pc goes back
+// to the pool only when the answer was read to its end and the server keeps
+// it open. unanswered is set when the connection turned out closed before
+// any byte of an answer came.
+func (s *Sender) exchangeOn(ctx context.Context, pc *persistConn, t *target, req *Request) (
+	resp Response, unanswered bool, err error) {
 	// The deadline is set before a cancel may interrupt the connection's
 	// I/O by moving it into the past, and so never undoes the cancel.
 	dl, _ := ctx.Deadline()
 	if err := pc.conn.SetDeadline(dl); err != nil {
 		_ = pc.conn.Close()
-		return Response{}, err
+		return Response{}, false, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
-	var (
-		resp     Response
-		reusable bool
-		err      = ctx.Err() // a cancel that came meanwhile sends nothing
-	)
+	var reusable bool
+	err = ctx.Err() // a cancel that came meanwhile sends nothing
+	got := pc.head.got
 	if err == nil {
 		resp, reusable, err = s.exchange(pc, t, req)
 	}
@@ -297,10 +323,14 @@ func (s *Sender) roundTrip(ctx context.Context, t *target, req *Request) (Respon
 	} else {
 		_ = pc.conn.Close()
 	}
-	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
-		err = ctx.Err()
-	}
-	return resp, err
+	return resp, err != nil && pc.head.got == got && closedByPeer(err), err
+}
+
+// closedByPeer reports whether err is the end of a connection the other
+// side closed or reset.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (s *Sender) exchange(pc *persistConn, t *target, req *Request) (

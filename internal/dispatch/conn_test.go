@@ -398,3 +398,51 @@ func TestSendSendsNothingOnceCancelled(t *testing.T) {
 		t.Errorf("server saw %d requests, want only the first", n)
 	}
 }
+
+// TestSendAgainWhenTheEndpointClosedTheConnectionAsItWentOut answers each
+// request and closes the connection without saying so (no Connection:
+// close): the next request may go out on it before the close arrives, and
+// is then sent once more on a new connection instead of failing.
+func TestSendAgainWhenTheEndpointClosedTheConnectionAsItWentOut(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var served atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				served.Add(1)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	s := newTestSender(t, NewGuard(testAllow))
+	url := "http://" + ln.Addr().String() + "/hook"
+	const n = 200
+	failed := 0
+	for range n {
+		resp, err := s.Send(context.Background(), Request{URL: url, Timeout: 2 * time.Second})
+		if err != nil || string(resp.Body) != "ok" {
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed", failed, n)
+	}
+	if got := served.Load(); got != n {
+		t.Errorf("endpoint answered %d requests, want %d", got, n)
+	}
+}
