@@ -204,7 +204,7 @@ func retryAfter(resp Response) time.Duration {
 func retryOrExhaust(attempt int, p Policy, rnd func() float64, why string,
 	hint time.Duration) Decision {
 	if attempt >= p.MaxAttempts() {
-		msg := fmt.Sprintf("exhausted after %d attempts: %s", attempt, why)
+		msg := fmt.Sprintf("exhausted after %d %s: %s", attempt, plural(attempt, "attempt"), why)
 		return Decision{Outcome: OutcomeFailed, Error: msg}
 	}
 	// The receiver's hint may lengthen the wait but never beyond the
@@ -221,4 +221,12 @@ func redirectError(location string) string {
 		location = strings.ToValidUTF8(location[:maxLocationLen], "") + "..."
 	}
 	return fmt.Sprintf("redirect to %s not followed", location)
+}
+
+// plural is noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }

@@ -244,3 +244,11 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideWithoutRetriesSaysOneAttempt(t *testing.T) {
+	t.Parallel()
+	d := Decide(1, Response{StatusCode: 503}, nil, Policy{}, half)
+	if want := failed("exhausted after 1 attempt: HTTP 503"); d != want {
+		t.Errorf("got %+v, want %+v", d, want)
+	}
+}
