@@ -84,16 +84,17 @@ func TestSendRedialsWhenTheServerClosedAnIdleConnection(t *testing.T) {
 	}
 }
 
-// rawServer answers every connection with reply, once it has read a
-// request head, and counts connections.
-func rawServer(t *testing.T, reply string) (url string, conns *atomic.Int32) {
+// loopServer serves each connection on a listener of its own with serve,
+// and closes the connections left when the test ends; it returns the
+// listener's address and how many connections it took.
+func loopServer(t *testing.T, serve func(net.Conn)) (addr string, conns *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = ln.Close() })
 	conns = &atomic.Int32{}
+	done := make(chan struct{})
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -102,22 +103,48 @@ func rawServer(t *testing.T, reply string) (url string, conns *atomic.Int32) {
 			}
 			conns.Add(1)
 			go func() {
+				<-done
+				_ = c.Close()
+			}()
+			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if _, err := io.WriteString(c, reply); err != nil {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
-	return "http://" + ln.Addr().String() + "/hook", conns
+	t.Cleanup(func() {
+		close(done)
+		_ = ln.Close()
+	})
+	return ln.Addr().String(), conns
+}
+
+// rawServer answers every request with reply, and counts connections.
+func rawServer(t *testing.T, reply string) (url string, conns *atomic.Int32) {
+	t.Helper()
+	addr, conns := loopServer(t, func(c net.Conn) {
+		answerEach(c, func(w io.Writer) error {
+			_, err := io.WriteString(w, reply)
+			return err
+		})
+	})
+	return "http://" + addr + "/hook", conns
+}
+
+// answerEach reads requests from rw and answers each with answer, until
+// either fails.
+func answerEach(rw io.ReadWriter, answer func(io.Writer) error) {
+	br := bufio.NewReader(rw)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if answer(rw) != nil {
+			return
+		}
+	}
 }
 
 func TestSendSkipsInformationalResponses(t *testing.T) {
@@ -272,53 +299,26 @@ func tlsLoop(t *testing.T, reply func(io.Writer) error) (string, *x509.CertPool)
 	roots := x509.NewCertPool()
 	roots.AddCert(ts.Certificate())
 	ts.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				<-done
-				_ = c.Close()
-			}()
-			go serveTLSBatched(c, cfg, reply)
-		}
-	}()
-	t.Cleanup(func() {
-		close(done)
-		_ = ln.Close()
-	})
-	return "https://" + ln.Addr().String() + "/hook", roots
+	addr, _ := loopServer(t, func(c net.Conn) { serveTLSBatched(c, cfg, reply) })
+	return "https://" + addr + "/hook", roots
 }
 
 func serveTLSBatched(c net.Conn, cfg *tls.Config, reply func(io.Writer) error) {
-	defer c.Close()
 	bc := &batchConn{Conn: c}
 	tc := tls.Server(bc, cfg)
 	if tc.Handshake() != nil {
 		return
 	}
-	br := bufio.NewReader(tc)
-	for {
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		_, _ = io.Copy(io.Discard, req.Body)
+	answerEach(tc, func(w io.Writer) error {
 		bc.batching = true
-		err = reply(tc)
+		err := reply(w)
 		bc.batching = false
-		if err != nil || bc.flush() != nil {
-			return
+		if err != nil {
+			return err
 		}
-	}
+		return bc.flush()
+	})
 }
 
 // batchConn holds what is written while batching, until flush.
@@ -405,32 +405,16 @@ func TestSendSendsNothingOnceCancelled(t *testing.T) {
 // is then sent once more on a new connection instead of failing.
 func TestSendAgainWhenTheEndpointClosedTheConnectionAsItWentOut(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	var served atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				served.Add(1)
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}()
-		}
-	}()
+	addr, _ := loopServer(t, func(c net.Conn) {
+		answerEach(c, func(w io.Writer) error {
+			served.Add(1)
+			_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return io.EOF // and close, without saying so
+		})
+	})
 	s := newTestSender(t, NewGuard(testAllow))
-	url := "http://" + ln.Addr().String() + "/hook"
+	url := "http://" + addr + "/hook"
 	const n = 200
 	failed := 0
 	for range n {
