@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -359,7 +358,7 @@ func (s *Sender) exchange(pc *persistConn, t *target, req *Request) (
 // any informational (1xx) responses.
 func readResponseHead(pc *persistConn) (*http.Response, error) {
 	pc.head.on, pc.head.n = true, maxHeaderBytes
-	defer func() { pc.head.on, pc.head.n = false, math.MaxInt64 }()
+	defer func() { pc.head.on = false }()
 	for range max1xx + 1 {
 		hresp, err := http.ReadResponse(pc.br, nil)
 		if err != nil {
