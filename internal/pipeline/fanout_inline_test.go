@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,8 @@ import (
 
 // Tests of the fan-out stage's first attempts: endpoint changes reach the
 // next event through the endpoint cache, a failed first attempt is retried
-// by the delivery stage, and rate-limited endpoints are left to it.
+// by the delivery stage, rate-limited endpoints are left to it, and records
+// wait apart from the goroutines that made their attempts.
 
 // taskLog records the delivery tasks published on the deliveries subject,
 // seen as a plain NATS subscriber.
@@ -316,4 +318,72 @@ func TestRateLimitedEndpointFirstAttemptsGoThroughTheDeliveryStage(t *testing.T)
 	if after := counter(t, "hookrelay_fanout_handed_on_total", "reason", "rate_limit"); after-before < n {
 		t.Errorf("handed_on{reason=rate_limit} rose by %v, want at least %d", after-before, n)
 	}
+}
+
+// TestRecordsWaitOffTheAttemptGoroutines holds the deliveries table locked
+// while events are attempted: every record waits, and none on the goroutine
+// that made its attempt, which is free for the next one. It runs alone, so
+// that only its own pipeline's goroutines are counted.
+func TestRecordsWaitOffTheAttemptGoroutines(t *testing.T) {
+	b := setup(t)
+	ep := b.endpoint("ep_wait", "/wait", []string{"*"}, db.Filters{})
+	tx, err := b.pool.Begin(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(b.ctx) }()
+	if _, err := tx.Exec(b.ctx, "LOCK TABLE deliveries IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	b.start(pipeline.Config{})
+	const n = 20
+	events := make([][]byte, n)
+	for i := range events {
+		events[i] = inlineEvent(fmt.Sprintf("evt_wait_%02d", i))
+	}
+	b.publish(events)
+
+	eventually(t, 20*time.Second, "every event attempted", func() bool {
+		return len(b.recv.ids("/wait")) == n
+	})
+	var waiting, onRunner int
+	eventually(t, 20*time.Second, "every record waiting", func() bool {
+		waiting, onRunner = recordsWaiting()
+		return waiting >= n
+	})
+	if onRunner > 0 {
+		t.Errorf("%d of %d waiting records hold the goroutine that made the attempt",
+			onRunner, waiting)
+	}
+
+	if err := tx.Rollback(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		b.waitDelivery(fmt.Sprintf("evt_wait_%02d", i), ep.ID, db.StatusSucceeded)
+	}
+	eventually(t, 10*time.Second, "both stages to settle", b.settled)
+}
+
+// recordsWaiting counts the goroutines waiting in the fan-out stage's
+// record, and of them those running on the runner's goroutines.
+func recordsWaiting() (waiting, onRunner int) {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "pipeline.(*Pipeline).record(") {
+			waiting++
+			if strings.Contains(g, "pipeline.(*runner).loop(") {
+				onRunner++
+			}
+		}
+	}
+	return waiting, onRunner
 }

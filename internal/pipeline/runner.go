@@ -6,7 +6,7 @@ import (
 )
 
 // runner runs attempts on goroutines that outlive them. An attempt grows
-// its goroutine's stack (HTTP, signing, the record's wait), and a goroutine
+// its goroutine's stack (HTTP, signing), and a goroutine
 // started for each attempt grows, that is copies, its stack every time;
 // a goroutine that ran one attempt takes the next one with its stack grown.
 // Goroutines without work for runnerIdle, or once stop is closed, end.
