@@ -35,6 +35,8 @@ func TestPatchEndpoint(t *testing.T) {
 	for body, field := range map[string]string{
 		`null`: "body", `[1]`: "body", `{"x":1}`: "x", `{}{}`: "body",
 		`{"active":"yes"}`: "active", `{"nope":null}`: "nope",
+		`{"filters":{"channel":["sms"]}}`: "filters.channel: unknown field",
+		`{"headers":{"X-Team":true}}`:     "headers.X-Team: must be a string, not a bool",
 	} {
 		e.do(http.MethodPatch, path, body).wantError(t, http.StatusBadRequest,
 			"invalid_request", field)
