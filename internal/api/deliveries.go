@@ -88,6 +88,10 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
 
 func deliveryQuery(v url.Values) (db.DeliveryQuery, int, error) {
 	var q db.DeliveryQuery
+	if err := onlyParams(v, "endpoint_id", "event_id", "event_type", "status", "since",
+		"until", "limit", "cursor"); err != nil {
+		return q, 0, err
+	}
 	limit, err := parseLimit(v)
 	if err != nil {
 		return q, 0, err

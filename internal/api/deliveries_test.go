@@ -160,6 +160,35 @@ func TestDeliveryListRefusesBadParameters(t *testing.T) {
 	}
 }
 
+// TestListsRefuseUnknownAndRepeatedParameters: a misspelt filter or a
+// filter given twice would otherwise be ignored, and the list answered
+// without it.
+func TestListsRefuseUnknownAndRepeatedParameters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	for _, tt := range []struct{ query, message string }{
+		{"/v1/deliveries?stauts=failed",
+			"stauts: unknown query parameter; this list takes endpoint_id, event_id, " +
+				"event_type, status, since, until, limit, cursor"},
+		{"/v1/deliveries?status=failed&status=pending", "status: given 2 times"},
+		{"/v1/events?event_type=message.sent", "event_type: unknown query parameter"},
+		{"/v1/events?type=message.sent&type=message.failed", "type: given 2 times"},
+		{"/v1/endpoints?type=message.sent", "type: unknown query parameter"},
+		{"/v1/endpoints?active=true&active=false", "active: given 2 times"},
+		{"/v1/rejected?since=2026-01-01T00:00:00Z", "since: unknown query parameter"},
+		{"/v1/rejected?limit=1&limit=2", "limit: given 2 times"},
+	} {
+		e.do(http.MethodGet, tt.query, "").
+			wantError(t, http.StatusBadRequest, "invalid_request", tt.message)
+	}
+	for _, ok := range []string{
+		"/v1/deliveries?status=failed&limit=5", "/v1/events?type=message.sent",
+		"/v1/endpoints?active=true", "/v1/rejected?limit=1",
+	} {
+		e.do(http.MethodGet, ok, "").wantStatus(t, http.StatusOK)
+	}
+}
+
 func TestDeliveryPagination(t *testing.T) {
 	t.Parallel()
 	h := newHistory(t)

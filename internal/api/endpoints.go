@@ -101,6 +101,9 @@ func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 
 func endpointQuery(v url.Values) (db.EndpointQuery, int, error) {
 	var q db.EndpointQuery
+	if err := onlyParams(v, "active", "event_type", "limit", "cursor"); err != nil {
+		return q, 0, err
+	}
 	limit, err := parseLimit(v)
 	if err != nil {
 		return q, 0, err

@@ -241,6 +241,10 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request) error {
 
 func eventQuery(v url.Values) (db.EventQuery, int, error) {
 	var q db.EventQuery
+	if err := onlyParams(v, "type", "provider_id", "message_id", "organization_id", "since",
+		"until", "limit", "cursor"); err != nil {
+		return q, 0, err
+	}
 	limit, err := parseLimit(v)
 	if err != nil {
 		return q, 0, err

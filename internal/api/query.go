@@ -2,7 +2,9 @@ package api
 
 import (
 	"encoding/base64"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +38,23 @@ func pageOf[R, T any](rows []R, limit int, conv func(R) T, cursor func(R) string
 		p.Data = append(p.Data, conv(r))
 	}
 	return p
+}
+
+// onlyParams refuses a query parameter that a list does not take, and one
+// given more than once: either would be ignored, and the list answered as
+// if the caller had not asked for what it meant (a misspelt filter lists
+// everything).
+func onlyParams(v url.Values, takes ...string) error {
+	for _, name := range slices.Sorted(maps.Keys(v)) {
+		if !slices.Contains(takes, name) {
+			return badRequest(name, "unknown query parameter; this list takes %s",
+				strings.Join(takes, ", "))
+		}
+		if n := len(v[name]); n > 1 {
+			return badRequest(name, "given %d times; give it once", n)
+		}
+	}
+	return nil
 }
 
 // parseLimit reads "limit": 1–500, 50 when absent.

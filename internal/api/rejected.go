@@ -20,6 +20,9 @@ type rejectedJSON struct {
 
 func (s *server) listRejected(w http.ResponseWriter, r *http.Request) error {
 	v := r.URL.Query()
+	if err := onlyParams(v, "limit", "cursor"); err != nil {
+		return err
+	}
 	limit, err := parseLimit(v)
 	if err != nil {
 		return err
