@@ -5,8 +5,8 @@ import (
 	"encoding"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -94,96 +94,185 @@ func jsonError(err error, body []byte, dst any) error {
 
 // misfit is a place in a JSON body that its Go type cannot take.
 type misfit struct {
-	path    string       // dotted: "filters.provider_ids", "headers.X-Team"
+	path    string       // "filters.channel_id", "headers.X-Team", "event_types[2]"
 	unknown bool         // a field the type does not have
 	want    reflect.Type // else the type the value should have had,
 	got     string       // and what the value is ("a number")
 }
 
 // findMisfit walks body, a JSON value that failed to decode into dst,
-// along dst's type, and returns the first place, in the order of the
-// body's keys sorted, that does not fit.
+// along dst's type, and returns the first place in the body that does not
+// fit. It reads the body as tokens, holding at once no more of it than a
+// value that is decoded whole (a json.RawMessage).
 func findMisfit(body []byte, dst any) (misfit, bool) {
 	if dst == nil {
 		return misfit{}, false
 	}
-	var v any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	if dec.Decode(&v) != nil {
-		return misfit{}, false
-	}
-	return fit(v, reflect.TypeOf(dst), "")
+	m, found, err := walk(dec, reflect.TypeOf(dst), "")
+	return m, found && err == nil
 }
 
-func fit(v any, t reflect.Type, path string) (misfit, bool) {
+// walk reads the next value of dec and checks it against t; it stops at
+// the first misfit.
+func walk(dec *json.Decoder, t reflect.Type, path string) (misfit, bool, error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if v == nil || t.Kind() == reflect.Interface || decodesItself(t) {
-		// null fits any field; the others are checked as they are used
-		return misfit{}, false
+	if t.Kind() == reflect.Interface || decodesItself(t) {
+		return skipValue(dec)
 	}
-	wrong := func() (misfit, bool) {
-		return misfit{path: path, want: t, got: jsonValueKind(v)}, true
+	tok, err := dec.Token()
+	if err != nil || tok == nil { // null fits any field
+		return misfit{}, false, err
 	}
+	wrong := misfit{path: path, want: t, got: tokenKind(tok)}
 	switch t.Kind() {
-	case reflect.Struct:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return wrong()
+	case reflect.Struct, reflect.Map:
+		if tok != json.Delim('{') {
+			return wrong, true, nil
 		}
-		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			f, ok := jsonField(t, k)
-			if !ok {
-				return misfit{path: join(path, k), unknown: true}, true
-			}
-			if m, bad := fit(obj[k], f.Type, join(path, k)); bad {
-				return m, true
-			}
+		return walkObject(dec, t, path)
+	case reflect.Slice, reflect.Array:
+		if tok != json.Delim('[') {
+			return wrong, true, nil
 		}
-	case reflect.Map:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return wrong()
-		}
-		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			if m, bad := fit(obj[k], t.Elem(), join(path, k)); bad {
-				return m, true
+		for i := 0; dec.More(); i++ {
+			m, bad, err := walk(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			if bad || err != nil {
+				return m, bad, err
 			}
 		}
-	case reflect.Slice:
-		list, ok := v.([]any)
-		if !ok {
-			return wrong()
-		}
-		for _, item := range list {
-			if m, bad := fit(item, t.Elem(), path); bad {
-				return m, true
-			}
-		}
+		_, err := dec.Token()
+		return misfit{}, false, err
 	case reflect.String:
-		if _, ok := v.(string); !ok {
-			return wrong()
-		}
+		_, ok := tok.(string)
+		return wrong, !ok, nil
 	case reflect.Bool:
-		if _, ok := v.(bool); !ok {
-			return wrong()
+		_, ok := tok.(bool)
+		return wrong, !ok, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := tok.(json.Number)
+		if ok {
+			_, err := strconv.ParseInt(string(n), 10, t.Bits())
+			ok = err == nil
 		}
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		n, ok := v.(json.Number)
-		if !ok {
-			return wrong()
-		}
-		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
-			return wrong()
-		}
+		return wrong, !ok, nil
 	case reflect.Float32, reflect.Float64:
-		if _, ok := v.(json.Number); !ok {
-			return wrong()
+		_, ok := tok.(json.Number)
+		return wrong, !ok, nil
+	}
+	return misfit{}, false, errors.New("type not walked") // the decoder's error stands
+}
+
+// walkObject checks the members of an object, its opening brace read,
+// against struct or map type t.
+func walkObject(dec *json.Decoder, t reflect.Type, path string) (misfit, bool, error) {
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return misfit{}, false, err
+		}
+		key, _ := tok.(string)
+		var (
+			elem  reflect.Type
+			whole bool // decoded from its JSON string (",string")
+		)
+		if t.Kind() == reflect.Map {
+			elem = t.Elem()
+		} else {
+			f, ok := jsonField(t, key)
+			if !ok {
+				return misfit{path: join(path, key), unknown: true}, true, nil
+			}
+			_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			elem, whole = f.Type, slices.Contains(strings.Split(opts, ","), "string")
+		}
+		if whole {
+			if _, _, err := skipValue(dec); err != nil {
+				return misfit{}, false, err
+			}
+			continue
+		}
+		if m, bad, err := walk(dec, elem, join(path, key)); bad || err != nil {
+			return m, bad, err
 		}
 	}
-	return misfit{}, false
+	_, err := dec.Token()
+	return misfit{}, false, err
+}
+
+func skipValue(dec *json.Decoder) (misfit, bool, error) {
+	var skip json.RawMessage
+	return misfit{}, false, dec.Decode(&skip)
+}
+
+// jsonField finds the field of struct type t, or of the structs it embeds,
+// that key decodes into, matching names as encoding/json does: exact first,
+// then without regard to case.
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	var folded, embedded *reflect.StructField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case name == "-":
+			continue
+		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			if inner, ok := jsonField(ft, key); ok && embedded == nil {
+				embedded = &inner
+			}
+			continue
+		case !f.IsExported():
+			continue
+		case name == "":
+			name = f.Name
+		}
+		if name == key {
+			return f, true
+		}
+		if folded == nil && strings.EqualFold(name, key) {
+			folded = &f
+		}
+	}
+	switch {
+	case folded != nil:
+		return *folded, true
+	case embedded != nil:
+		return *embedded, true
+	}
+	return reflect.StructField{}, false
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// tokenKind names the kind of the value a JSON token starts, as jsonKind
+// does.
+func tokenKind(tok json.Token) string {
+	switch tok := tok.(type) {
+	case json.Delim:
+		if tok == '[' {
+			return "an array"
+		}
+		return "an object"
+	case string:
+		return "a string"
+	case bool:
+		return "a bool"
+	case json.Number:
+		return "a number"
+	}
+	return "this value"
 }
 
 // decodesItself reports whether values of t are decoded by t's own
@@ -198,56 +287,6 @@ var (
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
-
-// jsonField finds the field of struct type t that key decodes into,
-// matching names as encoding/json does, exact first and then ignoring case.
-func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
-	var folded *reflect.StructField
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		if name == key {
-			return f, true
-		}
-		if folded == nil && strings.EqualFold(name, key) {
-			folded = &f
-		}
-	}
-	if folded != nil {
-		return *folded, true
-	}
-	return reflect.StructField{}, false
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// jsonValueKind names the kind of a decoded JSON value as jsonKind does.
-func jsonValueKind(v any) string {
-	switch v.(type) {
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "an array"
-	case string:
-		return "a string"
-	case bool:
-		return "a bool"
-	case json.Number:
-		return "a number"
-	}
-	return "this value"
-}
 
 // unknownField returns the field named by DisallowUnknownFields' error.
 func unknownField(err error) (string, bool) {

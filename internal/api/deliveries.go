@@ -53,7 +53,7 @@ var deliveryStatuses = []string{
 }
 
 func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
-	q, limit, err := deliveryQuery(r.URL.Query())
+	q, limit, err := deliveryQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -86,10 +86,11 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func deliveryQuery(v url.Values) (db.DeliveryQuery, int, error) {
+func deliveryQuery(raw string) (db.DeliveryQuery, int, error) {
 	var q db.DeliveryQuery
-	if err := onlyParams(v, "endpoint_id", "event_id", "event_type", "status", "since",
-		"until", "limit", "cursor"); err != nil {
+	v, err := listParams(raw, "endpoint_id", "event_id", "event_type", "status", "since",
+		"until", "limit", "cursor")
+	if err != nil {
 		return q, 0, err
 	}
 	limit, err := parseLimit(v)

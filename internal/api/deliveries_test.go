@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +178,13 @@ func TestListsRefuseUnknownAndRepeatedParameters(t *testing.T) {
 		{"/v1/endpoints?active=true&active=false", "active: given 2 times"},
 		{"/v1/rejected?since=2026-01-01T00:00:00Z", "since: unknown query parameter"},
 		{"/v1/rejected?limit=1&limit=2", "limit: given 2 times"},
+		// A pair that does not parse was dropped by url.Values, and the
+		// list answered without it.
+		{"/v1/deliveries?status=failed;limit=5", "query: malformed"},
+		{"/v1/deliveries?status=%zz", "query: malformed"},
+		{"/v1/events?stauts=%zz&limit=5", "query: malformed"},
+		{"/v1/endpoints?=x", "query: a parameter has no name"},
+		{"/v1/rejected?" + strings.Repeat("x", 200) + "=1", strings.Repeat("x", 80) + "…: unknown"},
 	} {
 		e.do(http.MethodGet, tt.query, "").
 			wantError(t, http.StatusBadRequest, "invalid_request", tt.message)

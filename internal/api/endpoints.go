@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 
 	"github.com/go-chi/chi/v5"
 
@@ -87,7 +86,7 @@ func (s *server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
-	q, limit, err := endpointQuery(r.URL.Query())
+	q, limit, err := endpointQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -99,9 +98,10 @@ func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func endpointQuery(v url.Values) (db.EndpointQuery, int, error) {
+func endpointQuery(raw string) (db.EndpointQuery, int, error) {
 	var q db.EndpointQuery
-	if err := onlyParams(v, "active", "event_type", "limit", "cursor"); err != nil {
+	v, err := listParams(raw, "active", "event_type", "limit", "cursor")
+	if err != nil {
 		return q, 0, err
 	}
 	limit, err := parseLimit(v)

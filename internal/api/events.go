@@ -227,7 +227,7 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request) error {
-	q, limit, err := eventQuery(r.URL.Query())
+	q, limit, err := eventQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -239,10 +239,11 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func eventQuery(v url.Values) (db.EventQuery, int, error) {
+func eventQuery(raw string) (db.EventQuery, int, error) {
 	var q db.EventQuery
-	if err := onlyParams(v, "type", "provider_id", "message_id", "organization_id", "since",
-		"until", "limit", "cursor"); err != nil {
+	v, err := listParams(raw, "type", "provider_id", "message_id", "organization_id", "since",
+		"until", "limit", "cursor")
+	if err != nil {
 		return q, 0, err
 	}
 	limit, err := parseLimit(v)

@@ -40,21 +40,27 @@ func pageOf[R, T any](rows []R, limit int, conv func(R) T, cursor func(R) string
 	return p
 }
 
-// onlyParams refuses a query parameter that a list does not take, and one
-// given more than once: either would be ignored, and the list answered as
-// if the caller had not asked for what it meant (a misspelt filter lists
-// everything).
-func onlyParams(v url.Values, takes ...string) error {
+// listParams reads a list's query string, refusing one that does not
+// parse, a parameter that the list does not take, and one given more than
+// once: each would be ignored, and the list answered as if the caller had
+// not asked for what it meant (a misspelt filter lists everything).
+func listParams(raw string, takes ...string) (url.Values, error) {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, badRequest("query", "malformed: %v", err)
+	}
 	for _, name := range slices.Sorted(maps.Keys(v)) {
-		if !slices.Contains(takes, name) {
-			return badRequest(name, "unknown query parameter; this list takes %s",
-				strings.Join(takes, ", "))
-		}
-		if n := len(v[name]); n > 1 {
-			return badRequest(name, "given %d times; give it once", n)
+		switch {
+		case name == "":
+			return nil, badRequest("query", "a parameter has no name")
+		case !slices.Contains(takes, name):
+			return nil, badRequest(truncate(name, 80),
+				"unknown query parameter; this list takes %s", strings.Join(takes, ", "))
+		case len(v[name]) > 1:
+			return nil, badRequest(name, "given %d times; give it once", len(v[name]))
 		}
 	}
-	return nil
+	return v, nil
 }
 
 // parseLimit reads "limit": 1–500, 50 when absent.

@@ -19,8 +19,8 @@ type rejectedJSON struct {
 }
 
 func (s *server) listRejected(w http.ResponseWriter, r *http.Request) error {
-	v := r.URL.Query()
-	if err := onlyParams(v, "limit", "cursor"); err != nil {
+	v, err := listParams(r.URL.RawQuery, "limit", "cursor")
+	if err != nil {
 		return err
 	}
 	limit, err := parseLimit(v)
