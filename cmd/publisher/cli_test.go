@@ -70,6 +70,10 @@ func TestParseSendErrorsNameTheFlag(t *testing.T) {
 			"--max-event-bytes (HOOKRELAY_MAX_EVENT_BYTES): -1 is out of range"},
 		{[]string{"--type", "a.b", "--prefix", "a..b"}, `--prefix (HOOKRELAY_PREFIX): "a..b"`},
 		{[]string{"--type", "a.b", "--prefix", "a.>"}, "--prefix (HOOKRELAY_PREFIX)"},
+		{[]string{"--type", "a.b", "--prefix", "demo.two"},
+			`--prefix (HOOKRELAY_PREFIX): "demo.two": must be 1–64 lowercase letters`},
+		{[]string{"--type", "a.b", "--prefix", "Demo"}, `"Demo": must be 1–64 lowercase`},
+		{[]string{"--type", "a.b", "--prefix", ""}, `"": must be 1–64 lowercase`},
 		{[]string{"--type", "a.b", "--nats-url", " "}, "--nats-url (NATS_URL): must not be empty"},
 	}
 	for _, c := range cases {
@@ -83,13 +87,13 @@ func TestParseSendErrorsNameTheFlag(t *testing.T) {
 // TestSettingsFromEnvironment cannot be parallel: it sets the environment.
 func TestSettingsFromEnvironment(t *testing.T) {
 	t.Setenv("HOOKRELAY_REPLICAS", "3")
-	t.Setenv("HOOKRELAY_PREFIX", "demo.one")
+	t.Setenv("HOOKRELAY_PREFIX", "demo-one")
 	t.Setenv("NATS_URL", noServer)
-	s, err := parseSend([]string{"--type", "a.b", "--prefix", "demo.two"})
+	s, err := parseSend([]string{"--type", "a.b", "--prefix", "demo-two"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.replicas != 3 || s.prefix != "demo.two" || s.natsURL != noServer || s.window != 512 {
+	if s.replicas != 3 || s.prefix != "demo-two" || s.natsURL != noServer || s.window != 512 {
 		t.Errorf("settings %+v", s)
 	}
 }

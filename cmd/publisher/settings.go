@@ -99,25 +99,12 @@ func inRange(b *config.Binder, name string, v, lo, hi int) error {
 	return nil
 }
 
-// checkPrefix accepts the subject tokens that stream names can be made of.
+// checkPrefix accepts the prefixes the consumer accepts.
 func checkPrefix(b *config.Binder, prefix string) error {
-	if prefix == "" {
-		return b.Fail("prefix", "must not be empty")
-	}
-	if !validTokens(prefix) {
-		return b.Fail("prefix", "%q is not dot-separated subject tokens "+
-			"without spaces, * or >", prefix)
+	if !config.ValidPrefix(prefix) {
+		return b.Fail("prefix", "%q: %s", prefix, config.PrefixRule)
 	}
 	return nil
-}
-
-func validTokens(subject string) bool {
-	for _, tok := range strings.Split(subject, ".") {
-		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
-			return false
-		}
-	}
-	return true
 }
 
 func checkURL(b *config.Binder, u string) error {

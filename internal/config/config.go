@@ -260,7 +260,7 @@ func (c *Consumer) Validate(b *Binder) error {
 			"must be from 1024 to 1048576 (NATS's default largest message)"},
 		{"response-body-limit", c.ResponseBodyLimit < 0, "must not be negative"},
 		{"retention", c.Retention < time.Hour, "must be at least 1h"},
-		{"prefix", !validPrefix(c.Prefix), "must be letters, digits, - and _"},
+		{"prefix", !ValidPrefix(c.Prefix), PrefixRule},
 		{"replicas", c.Replicas < 1 || c.Replicas > 5, "must be 1–5"},
 		{"shutdown-timeout", c.ShutdownTimeout < 0, "must not be negative"},
 		{"disable-after", c.DisableAfter < 0, "must not be negative"},
@@ -391,13 +391,19 @@ func isLoopback(addr string) (bool, error) {
 	return host == "localhost" || (ip != nil && ip.IsLoopback()), nil
 }
 
-func validPrefix(p string) bool {
+// PrefixRule says which prefixes ValidPrefix accepts.
+const PrefixRule = "must be 1–64 lowercase letters, digits, - and _"
+
+// ValidPrefix reports whether p can prefix subjects and stream names.
+// Stream names are the prefix upper-cased (hookrelay → HOOKRELAY_EVENTS),
+// so upper case is refused: two prefixes that differed only in case would
+// name the same streams.
+func ValidPrefix(p string) bool {
 	if p == "" || len(p) > 64 {
 		return false
 	}
 	for _, r := range p {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-			r == '-' || r == '_'
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_'
 		if !ok {
 			return false
 		}

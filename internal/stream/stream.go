@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,8 +100,20 @@ func ConsumerConfig(durable, filter string, ackWait time.Duration) jetstream.Con
 	}
 }
 
-// EnsureStream creates or updates a stream and checks the result.
+// EnsureStream creates or updates a stream and checks the result. A stream
+// of that name that takes other subjects is not this deployment's: updating
+// it would take its subjects away from whoever uses it, so it is refused.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	switch s, err := js.Stream(ctx, cfg.Name); {
+	case err == nil:
+		if got := s.CachedInfo().Config.Subjects; !slices.Equal(got, cfg.Subjects) {
+			return nil, fmt.Errorf("stream %s takes subjects %s, not %s: it is not this "+
+				"deployment's; give this one a prefix of its own", cfg.Name,
+				strings.Join(got, ", "), strings.Join(cfg.Subjects, ", "))
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)

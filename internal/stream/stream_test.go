@@ -80,3 +80,41 @@ func TestConsumerSettingsAreReadBack(t *testing.T) {
 			got.MaxDeliver, got.MaxAckPending, got.BackOff, got.AckWait)
 	}
 }
+
+// TestAStreamOfOtherSubjectsIsNotTakenOver: a stream of the same name that
+// takes other subjects (made by hand, or by an older version that accepted
+// a prefix differing only in case) is another deployment's. Updating it
+// would move its subjects and take its events.
+func TestAStreamOfOtherSubjectsIsNotTakenOver(t *testing.T) {
+	t.Parallel()
+	js := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	names := stream.Names{Prefix: "ot"}
+	theirs := names.EventsConfig(1)
+	theirs.Subjects = []string{"OT.events.>"}
+	if _, err := js.CreateStream(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := stream.EnsureStream(ctx, js, names.EventsConfig(1))
+	want := "stream OT_EVENTS takes subjects OT.events.>, not ot.events.>: it is not this " +
+		"deployment's; give this one a prefix of its own"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	s, err := js.Stream(ctx, names.EventsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.Subjects; len(got) != 1 || got[0] != "OT.events.>" {
+		t.Errorf("the stream's subjects became %v", got)
+	}
+	// The deployment's own stream is taken as it is.
+	if _, err := stream.EnsureStream(ctx, js, stream.Names{Prefix: "ot2"}.EventsConfig(1)); err != nil {
+		t.Fatalf("a new stream: %v", err)
+	}
+	if _, err := stream.EnsureStream(ctx, js, stream.Names{Prefix: "ot2"}.EventsConfig(1)); err != nil {
+		t.Fatalf("the same stream again: %v", err)
+	}
+}
