@@ -17,39 +17,51 @@ import (
 // maxBodyBytes caps request bodies at 1 MiB.
 const maxBodyBytes = 1 << 20
 
-// decodeBody reads one JSON object into dst, refusing unknown fields and
-// anything after the object.
+// decodeBody reads one JSON value into dst as decodeExact does, refusing
+// anything after it.
 func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		return jsonError(err, nil, nil)
+		return jsonError(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, body, dst)
+	var value, extra json.RawMessage
+	if err := dec.Decode(&value); err != nil {
+		return jsonError(err)
 	}
-	var extra json.RawMessage
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case isTooLarge(err):
-		return errTooLarge
+	if !errors.Is(dec.Decode(&extra), io.EOF) {
+		return badRequest("body", "must hold a single JSON object")
 	}
-	return badRequest("body", "must hold a single JSON object")
+	return decodeExact(value, dst, "")
 }
 
 // decodeFields decodes the fields of an object read by decodeBody into dst
-// as decodeBody would have, refusing unknown fields.
+// as decodeBody would have.
 func decodeFields(fields map[string]json.RawMessage, dst any) error {
 	raw, err := json.Marshal(fields)
 	if err != nil {
 		return badRequest("body", "malformed JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	return decodeExact(raw, dst, "")
+}
+
+// decodeExact decodes value into dst as the API takes request bodies:
+// fields named exactly as documented, no unknown field, no null in a map or
+// a list, and each value of its field's type. encoding/json alone also
+// takes "URL" for "url", and null for a string in a map or a list (as "").
+// An error is a 400 naming the field by its path under root.
+func decodeExact(value []byte, dst any, root string) error {
+	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, raw, dst)
+	err := dec.Decode(dst)
+	if m, ok := findMisfit(value, dst, root); ok && m.path != "" {
+		if m.unknown {
+			return badRequest(m.path, "unknown field%s", m.hint)
+		}
+		return badRequest(m.path, "must be %s, not %s", describeType(m.want), m.got)
+	}
+	if err != nil {
+		return jsonError(err)
 	}
 	return nil
 }
@@ -59,9 +71,9 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &mbe)
 }
 
-// jsonError translates an error decoding body into dst into a 400 naming
-// the field.
-func jsonError(err error, body []byte, dst any) error {
+// jsonError translates a decoding error that findMisfit could not place
+// into a 400.
+func jsonError(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -73,17 +85,7 @@ func jsonError(err error, body []byte, dst any) error {
 		return badRequest("body", "malformed JSON: unexpected end of input")
 	case errors.As(err, &syntax):
 		return badRequest("body", "malformed JSON at byte %d: %v", syntax.Offset, syntax)
-	}
-	// encoding/json names an unknown field without the objects around it,
-	// and a wrong value in a map by the map: the body is walked again to
-	// say where.
-	if m, ok := findMisfit(body, dst); ok && m.path != "" {
-		if m.unknown {
-			return badRequest(m.path, "unknown field")
-		}
-		return badRequest(m.path, "must be %s, not %s", describeType(m.want), m.got)
-	}
-	if errors.As(err, &typ) {
+	case errors.As(err, &typ):
 		return typeError(typ)
 	}
 	if name, ok := unknownField(err); ok {
@@ -95,39 +97,41 @@ func jsonError(err error, body []byte, dst any) error {
 // misfit is a place in a JSON body that its Go type cannot take.
 type misfit struct {
 	path    string       // "filters.channel_id", "headers.X-Team", "event_types[2]"
-	unknown bool         // a field the type does not have
+	unknown bool         // a field the type does not have,
+	hint    string       // naming the field it differs from in case only;
 	want    reflect.Type // else the type the value should have had,
 	got     string       // and what the value is ("a number")
 }
 
-// findMisfit walks body, a JSON value that failed to decode into dst,
-// along dst's type, and returns the first place in the body that does not
-// fit. It reads the body as tokens, holding at once no more of it than a
-// value that is decoded whole (a json.RawMessage).
-func findMisfit(body []byte, dst any) (misfit, bool) {
-	if dst == nil {
-		return misfit{}, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+// findMisfit walks value, one JSON value, along dst's type, and returns the
+// first place in it that decodeExact refuses, its path under root. It reads
+// the value as tokens, holding at once no more of it than a part that is
+// decoded whole (a json.RawMessage).
+func findMisfit(value []byte, dst any, root string) (misfit, bool) {
+	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.UseNumber()
-	m, found, err := walk(dec, reflect.TypeOf(dst), "")
+	m, found, err := walk(dec, reflect.TypeOf(dst), root, true)
 	return m, found && err == nil
 }
 
 // walk reads the next value of dec and checks it against t; it stops at
-// the first misfit.
-func walk(dec *json.Decoder, t reflect.Type, path string) (misfit, bool, error) {
+// the first misfit. null fits a pointer, and a field of a struct (which it
+// leaves unset); nullable says whether it fits here otherwise.
+func walk(dec *json.Decoder, t reflect.Type, path string, nullable bool) (misfit, bool, error) {
 	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+		t, nullable = t.Elem(), true
 	}
 	if t.Kind() == reflect.Interface || decodesItself(t) {
 		return skipValue(dec)
 	}
 	tok, err := dec.Token()
-	if err != nil || tok == nil { // null fits any field
+	if err != nil || tok == nil && nullable {
 		return misfit{}, false, err
 	}
 	wrong := misfit{path: path, want: t, got: tokenKind(tok)}
+	if tok == nil {
+		return wrong, true, nil
+	}
 	switch t.Kind() {
 	case reflect.Struct, reflect.Map:
 		if tok != json.Delim('{') {
@@ -139,7 +143,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string) (misfit, bool, error) 
 			return wrong, true, nil
 		}
 		for i := 0; dec.More(); i++ {
-			m, bad, err := walk(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			m, bad, err := walk(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i), false)
 			if bad || err != nil {
 				return m, bad, err
 			}
@@ -176,16 +180,22 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) (misfit, bool, e
 		}
 		key, _ := tok.(string)
 		var (
-			elem  reflect.Type
-			whole bool // decoded from its JSON string (",string")
+			elem     reflect.Type
+			whole    bool // decoded from its JSON string (",string")
+			nullable bool
 		)
 		if t.Kind() == reflect.Map {
 			elem = t.Elem()
 		} else {
 			f, ok := jsonField(t, key)
 			if !ok {
-				return misfit{path: join(path, key), unknown: true}, true, nil
+				m := misfit{path: join(path, key), unknown: true}
+				if name, ok := foldedName(t, key); ok {
+					m.hint = fmt.Sprintf(" (names are matched exactly: %q)", name)
+				}
+				return m, true, nil
 			}
+			nullable = true
 			_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 			elem, whole = f.Type, slices.Contains(strings.Split(opts, ","), "string")
 		}
@@ -195,7 +205,7 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) (misfit, bool, e
 			}
 			continue
 		}
-		if m, bad, err := walk(dec, elem, join(path, key)); bad || err != nil {
+		if m, bad, err := walk(dec, elem, join(path, key), nullable); bad || err != nil {
 			return m, bad, err
 		}
 	}
@@ -209,44 +219,56 @@ func skipValue(dec *json.Decoder) (misfit, bool, error) {
 }
 
 // jsonField finds the field of struct type t, or of the structs it embeds,
-// that key decodes into, matching names as encoding/json does: exact first,
-// then without regard to case.
+// named key exactly.
 func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
-	var folded, embedded *reflect.StructField
+	var found *reflect.StructField
+	eachField(t, func(f reflect.StructField, name string) {
+		if found == nil && name == key {
+			found = &f
+		}
+	})
+	if found == nil {
+		return reflect.StructField{}, false
+	}
+	return *found, true
+}
+
+// foldedName is the name of the field of t that key names but for case.
+func foldedName(t reflect.Type, key string) (string, bool) {
+	var found string
+	eachField(t, func(_ reflect.StructField, name string) {
+		if found == "" && strings.EqualFold(name, key) {
+			found = name
+		}
+	})
+	return found, found != ""
+}
+
+// eachField calls f with the fields of struct type t that JSON names, and
+// their names, then those of the structs t embeds.
+func eachField(t reflect.Type, f func(reflect.StructField, string)) {
+	var embedded []reflect.Type
 	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		ft := f.Type
+		field := t.Field(i)
+		name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+		ft := field.Type
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
 		switch {
 		case name == "-":
-			continue
-		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
-			if inner, ok := jsonField(ft, key); ok && embedded == nil {
-				embedded = &inner
-			}
-			continue
-		case !f.IsExported():
-			continue
+		case field.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			embedded = append(embedded, ft)
+		case !field.IsExported():
 		case name == "":
-			name = f.Name
-		}
-		if name == key {
-			return f, true
-		}
-		if folded == nil && strings.EqualFold(name, key) {
-			folded = &f
+			f(field, field.Name)
+		default:
+			f(field, name)
 		}
 	}
-	switch {
-	case folded != nil:
-		return *folded, true
-	case embedded != nil:
-		return *embedded, true
+	for _, e := range embedded {
+		eachField(e, f)
 	}
-	return reflect.StructField{}, false
 }
 
 func join(path, key string) string {
@@ -271,6 +293,8 @@ func tokenKind(tok json.Token) string {
 		return "a bool"
 	case json.Number:
 		return "a number"
+	case nil:
+		return "null"
 	}
 	return "this value"
 }

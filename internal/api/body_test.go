@@ -26,10 +26,10 @@ type probeItem struct {
 	Size int `json:"size"`
 }
 
-func TestFindMisfitNamesThePlace(t *testing.T) {
+func TestDecodeExactNamesThePlace(t *testing.T) {
 	for _, tt := range []struct{ body, want string }{
 		{`{"name":"x","zz":1}`, "zz: unknown field"},
-		{`{"NAME":"x","n":"5","zz":1}`, "zz: unknown field"},
+		{`{"name":"x","n":"5","zz":1}`, "zz: unknown field"},
 		{`{"name":1}`, "name: must be a string, not a number"},
 		{`{"tags":{"a":"b","c":true}}`, "tags.c: must be a string, not a bool"},
 		{`{"items":[{"size":1},{"size":"2"}]}`, "items[1].size: must be an integer, not a string"},
@@ -40,36 +40,36 @@ func TestFindMisfitNamesThePlace(t *testing.T) {
 		// complained of.
 		{`{"tags":{"a":1},"tags":{}}`, "tags.a: must be a string, not a number"},
 		{`{"items":[{"size":1.5}]}`, "items[0].size: must be an integer, not a number"},
+		// What encoding/json takes and the API does not: a name in
+		// another case, and null in a map or a list.
+		{`{"NAME":"x"}`, `NAME: unknown field (names are matched exactly: "name")`},
+		{`{"items":[{"Size":1}]}`, `items[0].Size: unknown field (names are matched exactly: "size")`},
+		{`{"tags":{"a":null}}`, "tags.a: must be a string, not null"},
+		{`{"items":[null]}`, "items[0]: must be an object, not null"},
 	} {
-		var dst probe
-		err := json.Unmarshal([]byte(tt.body), &dst)
-		dec := json.NewDecoder(strings.NewReader(tt.body))
-		dec.DisallowUnknownFields()
-		if err == nil {
-			err = dec.Decode(&dst)
-		}
-		if err == nil {
-			t.Fatalf("%s: decoded without error", tt.body)
-		}
-		got := jsonError(err, []byte(tt.body), &dst).Error()
-		if got != tt.want {
-			t.Errorf("%s:\n got %q\nwant %q", tt.body, got, tt.want)
+		err := decodeExact([]byte(tt.body), &probe{}, "")
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s:\n got %v\nwant %q", tt.body, err, tt.want)
 		}
 	}
 }
 
-func TestFindMisfitFitsWhatDecodes(t *testing.T) {
+func TestDecodeExactTakesWhatTheAPITakes(t *testing.T) {
 	for _, body := range []string{
-		`{"name":"x","n":"5","raw":{"any":[1,"x"]},"tags":{"a":"b"},"items":[{"size":2}]}`,
-		`{"Name":"x","tags":null,"items":[null]}`,
+		`{"name":"x","n":"5","raw":{"any":[1,"x",null]},"tags":{"a":"b"},"items":[{"size":2}]}`,
+		// null leaves a field unset
+		`{"name":null,"tags":null,"items":null,"raw":null}`,
+		`{"items":[{"size":null}]}`,
 	} {
 		var dst probe
-		if err := json.Unmarshal([]byte(body), &dst); err != nil {
-			t.Fatalf("%s: %v", body, err)
+		if err := decodeExact([]byte(body), &dst, ""); err != nil {
+			t.Errorf("%s: %v", body, err)
 		}
-		if m, ok := findMisfit([]byte(body), &dst); ok {
-			t.Errorf("%s: misfit %+v in a body that decodes", body, m)
-		}
+	}
+	var dst probe
+	if err := decodeExact([]byte(`{"name":"x","n":"5","tags":{"a":"b"}}`), &dst, ""); err != nil ||
+		dst.Name != "x" || dst.N != 5 || dst.Tags["a"] != "b" {
+		t.Errorf("decoded %+v, %v", dst, err)
 	}
 }
 
@@ -80,7 +80,7 @@ func TestFindMisfitHoldsLittleOfTheBody(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	m, ok := findMisfit([]byte(body), &probe{})
+	m, ok := findMisfit([]byte(body), &probe{}, "")
 	runtime.ReadMemStats(&after)
 	if !ok || m.path != "zz" || !m.unknown {
 		t.Fatalf("misfit %+v, %v; want zz unknown", m, ok)

@@ -184,6 +184,8 @@ func TestListsRefuseUnknownAndRepeatedParameters(t *testing.T) {
 		{"/v1/deliveries?status=%zz", "query: malformed"},
 		{"/v1/events?stauts=%zz&limit=5", "query: malformed"},
 		{"/v1/endpoints?=x", "query: a parameter has no name"},
+		{"/v1/deliveries?status=&limit=5", "status: is empty; leave it out"},
+		{"/v1/events?limit=", "limit: is empty"},
 		{"/v1/rejected?" + strings.Repeat("x", 200) + "=1", strings.Repeat("x", 80) + "…: unknown"},
 	} {
 		e.do(http.MethodGet, tt.query, "").
@@ -191,7 +193,7 @@ func TestListsRefuseUnknownAndRepeatedParameters(t *testing.T) {
 	}
 	for _, ok := range []string{
 		"/v1/deliveries?status=failed&limit=5", "/v1/events?type=message.sent",
-		"/v1/endpoints?active=true", "/v1/rejected?limit=1",
+		"/v1/endpoints?active=true", "/v1/rejected?limit=1", "/v1/deliveries?cursor=",
 	} {
 		e.do(http.MethodGet, ok, "").wantStatus(t, http.StatusOK)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -87,14 +86,11 @@ func decodePatch(w http.ResponseWriter, r *http.Request, req *endpointRequest) e
 	return decodeFields(fields, req)
 }
 
-// nullField returns the field of notNullable that fields set to null,
-// matching names as encoding/json does, without regard to case.
+// nullField returns the field of notNullable that fields set to null.
 func nullField(fields map[string]json.RawMessage) (string, bool) {
 	for _, name := range notNullable {
-		for key, v := range fields {
-			if strings.EqualFold(key, name) && string(bytes.TrimSpace(v)) == "null" {
-				return name, true
-			}
+		if v, ok := fields[name]; ok && string(bytes.TrimSpace(v)) == "null" {
+			return name, true
 		}
 	}
 	return "", false

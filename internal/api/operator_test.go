@@ -37,6 +37,8 @@ func TestPatchEndpoint(t *testing.T) {
 		`{"active":"yes"}`: "active", `{"nope":null}`: "nope",
 		`{"filters":{"channel":["sms"]}}`: "filters.channel: unknown field",
 		`{"headers":{"X-Team":true}}`:     "headers.X-Team: must be a string, not a bool",
+		`{"ACTIVE":false}`:                `ACTIVE: unknown field (names are matched exactly: "active")`,
+		`{"headers":{"X-Team":null}}`:     "headers.X-Team: must be a string, not null",
 	} {
 		e.do(http.MethodPatch, path, body).wantError(t, http.StatusBadRequest,
 			"invalid_request", field)
@@ -56,9 +58,9 @@ func TestPatchRefusesNull(t *testing.T) {
 		e.do(http.MethodPatch, path, fmt.Sprintf(`{%q:null}`, f)).
 			wantError(t, http.StatusBadRequest, "invalid_request", f+": must not be null")
 	}
-	// encoding/json matches names without regard to case.
+	// Names are matched exactly, as everywhere in a request.
 	e.do(http.MethodPatch, path, `{"description":"x","Active":null}`).
-		wantError(t, http.StatusBadRequest, "invalid_request", "active: must not be null")
+		wantError(t, http.StatusBadRequest, "invalid_request", "Active: unknown field")
 	after := e.do(http.MethodGet, path, "").wantStatus(t, http.StatusOK).body
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("refused patches changed the endpoint:\n%v\n%v", before, after)

@@ -41,9 +41,11 @@ func pageOf[R, T any](rows []R, limit int, conv func(R) T, cursor func(R) string
 }
 
 // listParams reads a list's query string, refusing one that does not
-// parse, a parameter that the list does not take, and one given more than
-// once: each would be ignored, and the list answered as if the caller had
-// not asked for what it meant (a misspelt filter lists everything).
+// parse, a parameter that the list does not take, one given more than once
+// and one left empty: each would be ignored, and the list answered as if
+// the caller had not asked for what it meant (a misspelt filter, or one
+// from an unset shell variable, lists everything). An empty cursor is the
+// first page, as a client paging from an empty cursor asks.
 func listParams(raw string, takes ...string) (url.Values, error) {
 	v, err := url.ParseQuery(raw)
 	if err != nil {
@@ -58,6 +60,8 @@ func listParams(raw string, takes ...string) (url.Values, error) {
 				"unknown query parameter; this list takes %s", strings.Join(takes, ", "))
 		case len(v[name]) > 1:
 			return nil, badRequest(name, "given %d times; give it once", len(v[name]))
+		case v[name][0] == "" && name != "cursor":
+			return nil, badRequest(name, "is empty; leave it out to list without it")
 		}
 	}
 	return v, nil

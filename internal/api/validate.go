@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -330,8 +329,8 @@ func retryBounds(raw []byte) error {
 	switch raw[0] {
 	case '[':
 		var list []string
-		if json.Unmarshal(raw, &list) != nil {
-			return invalidField("retry_policy", retryShape)
+		if err := decodeExact(raw, &list, "retry_policy"); err != nil {
+			return err
 		}
 		if len(list) > maxRetries {
 			return invalidField("retry_policy", "has %d delays, more than %d", len(list),
@@ -341,15 +340,13 @@ func retryBounds(raw []byte) error {
 	case '{':
 		return retryObjectBounds(raw)
 	}
-	return invalidField("retry_policy", retryShape)
+	return badRequest("retry_policy", retryShape)
 }
 
 func retryObjectBounds(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var o retryObject
-	if err := dec.Decode(&o); err != nil {
-		return retryDecodeError(err)
+	if err := decodeExact(raw, &o, "retry_policy"); err != nil {
+		return err
 	}
 	switch {
 	case o.Multiplier != nil && !(*o.Multiplier >= 1 && *o.Multiplier <= 1000):
@@ -361,17 +358,6 @@ func retryObjectBounds(raw []byte) error {
 		return invalidField("retry_policy.max_attempts", "must be from 1 to %d", maxRetries+1)
 	}
 	return nil
-}
-
-func retryDecodeError(err error) error {
-	var typ *json.UnmarshalTypeError
-	if errors.As(err, &typ) && typ.Field != "" {
-		return invalidField("retry_policy."+typ.Field, "must be %s", describeType(typ.Type))
-	}
-	if name, ok := unknownField(err); ok {
-		return invalidField("retry_policy."+name, "unknown field")
-	}
-	return invalidField("retry_policy", retryShape)
 }
 
 // retryDelays refuses a delay over dispatch.MaxRetryDelay: an item of a list, the
