@@ -45,7 +45,7 @@ func (s *server) patchEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := s.buildEndpoint(&req)
 	if err != nil {
-		return err
+		return schemeNeedsSecret(old, req, err)
 	}
 	e.ID = old.ID
 	keepSecrets(old, &e)
@@ -110,6 +110,19 @@ func requestOf(e db.Endpoint) endpointRequest {
 		req.Timeout = &t
 	}
 	return req
+}
+
+// schemeNeedsSecret names signature_scheme, rather than the secret the
+// patch did not touch, when a patch changed the scheme and the endpoint's
+// secret does not fit the new one.
+func schemeNeedsSecret(old db.Endpoint, req endpointRequest, err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.field == "secret" && *req.Secret == old.Secrets[0] &&
+		req.SignatureScheme != old.SignatureScheme {
+		return invalidField("signature_scheme", "the endpoint's secret is not a %s secret: "+
+			"give a new \"secret\" with the scheme", req.SignatureScheme)
+	}
+	return err
 }
 
 // keepSecrets keeps rotated-out secrets in their grace period when the

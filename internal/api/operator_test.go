@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,26 @@ func TestPatchEndpoint(t *testing.T) {
 		e.do(http.MethodPatch, path, body).wantError(t, http.StatusBadRequest,
 			"invalid_request", field)
 	}
+}
+
+// TestPatchOfTheSchemeAlone names the scheme when the endpoint's secret
+// does not fit the new one, and takes the change with a secret that does.
+func TestPatchOfTheSchemeAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	path := "/v1/endpoints/" + str(e.createEndpoint(patchedEndpoint)["id"])
+	e.do(http.MethodPatch, path, `{"signature_scheme":"standard"}`).
+		wantError(t, http.StatusUnprocessableEntity, "invalid_field",
+			"signature_scheme: the endpoint's secret is not a standard secret")
+	secret := "whsec_" + strings.Repeat("A", 43) + "="
+	got := e.do(http.MethodPatch, path,
+		`{"signature_scheme":"standard","secret":"`+secret+`"}`).wantStatus(t, http.StatusOK).body
+	if got["signature_scheme"] != "standard" {
+		t.Errorf("patched endpoint %v, want the standard scheme", got)
+	}
+	// A bad new secret is still named as the secret.
+	e.do(http.MethodPatch, path, `{"signature_scheme":"kmsg","secret":""}`).
+		wantError(t, http.StatusUnprocessableEntity, "invalid_field", "secret")
 }
 
 // TestPatchRefusesNull: a null would reset these fields to their defaults,
