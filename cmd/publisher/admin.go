@@ -164,6 +164,9 @@ func (f queryFlag) String() string {
 }
 
 func (f queryFlag) Set(s string) error {
+	if s == "" {
+		return errors.New("must not be empty; leave the flag out to list without it")
+	}
 	if check, ok := flagChecks[f.name]; ok {
 		if err := check(s); err != nil {
 			return err

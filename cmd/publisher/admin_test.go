@@ -324,6 +324,8 @@ func TestAdminFlagValuesTheAPIWouldRefuseAreUsageErrors(t *testing.T) {
 		{"endpoints", "list", "--active", "maybe"},
 		{"deliveries", "list", "--limit", "0"},
 		{"deliveries", "list", "--limit", "x"},
+		{"deliveries", "list", "--status", ""},
+		{"deliveries", "list", "--cursor="},
 	} {
 		// The API is never reached: the URL's port has nothing behind it.
 		r := runArgs(t, "", append(args, "--api-url", "http://127.0.0.1:1")...)

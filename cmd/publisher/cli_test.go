@@ -71,9 +71,8 @@ func TestParseSendErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--type", "a.b", "--prefix", "a..b"}, `--prefix (HOOKRELAY_PREFIX): "a..b"`},
 		{[]string{"--type", "a.b", "--prefix", "a.>"}, "--prefix (HOOKRELAY_PREFIX)"},
 		{[]string{"--type", "a.b", "--prefix", "demo.two"},
-			`--prefix (HOOKRELAY_PREFIX): "demo.two": must be 1–64 lowercase letters`},
-		{[]string{"--type", "a.b", "--prefix", "Demo"}, `"Demo": must be 1–64 lowercase`},
-		{[]string{"--type", "a.b", "--prefix", ""}, `"": must be 1–64 lowercase`},
+			`--prefix (HOOKRELAY_PREFIX): "demo.two": must be 1–64 letters, digits, - and _`},
+		{[]string{"--type", "a.b", "--prefix", ""}, `"": must be 1–64 letters`},
 		{[]string{"--type", "a.b", "--nats-url", " "}, "--nats-url (NATS_URL): must not be empty"},
 	}
 	for _, c := range cases {

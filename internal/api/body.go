@@ -32,6 +32,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 	if !errors.Is(dec.Decode(&extra), io.EOF) {
 		return badRequest("body", "must hold a single JSON object")
 	}
+	if string(value) == "null" {
+		return badRequest("body", "must be a JSON object, not null")
+	}
 	return decodeExact(value, dst, "")
 }
 
@@ -60,10 +63,13 @@ func decodeExact(value []byte, dst any, root string) error {
 		}
 		return badRequest(m.path, "must be %s, not %s", describeType(m.want), m.got)
 	}
-	if err != nil {
-		return jsonError(err)
+	switch {
+	case err == nil:
+		return nil
+	case root != "":
+		return badRequest(root, "cannot be read: %v", err)
 	}
-	return nil
+	return jsonError(err)
 }
 
 func isTooLarge(err error) bool {
@@ -158,16 +164,28 @@ func walk(dec *json.Decoder, t reflect.Type, path string, nullable bool) (misfit
 		return wrong, !ok, nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, ok := tok.(json.Number)
-		if ok {
-			_, err := strconv.ParseInt(string(n), 10, t.Bits())
-			ok = err == nil
+		if !ok {
+			return wrong, true, nil
 		}
-		return wrong, !ok, nil
+		_, err := strconv.ParseInt(string(n), 10, t.Bits())
+		return outOfRange(wrong, err), err != nil, nil
 	case reflect.Float32, reflect.Float64:
-		_, ok := tok.(json.Number)
-		return wrong, !ok, nil
+		n, ok := tok.(json.Number)
+		if !ok {
+			return wrong, true, nil
+		}
+		_, err := strconv.ParseFloat(string(n), t.Bits())
+		return outOfRange(wrong, err), err != nil, nil
 	}
 	return misfit{}, false, errors.New("type not walked") // the decoder's error stands
+}
+
+// outOfRange says so of a number that err found too large for its type.
+func outOfRange(m misfit, err error) misfit {
+	if errors.Is(err, strconv.ErrRange) {
+		m.got = "a number out of its range"
+	}
+	return m
 }
 
 // walkObject checks the members of an object, its opening brace read,
@@ -268,6 +286,18 @@ func eachField(t reflect.Type, f func(reflect.StructField, string)) {
 	}
 	for _, e := range embedded {
 		eachField(e, f)
+	}
+}
+
+// clearFields sets to their zero values the fields of the struct dst
+// points to that keys name.
+func clearFields(dst any, keys map[string]json.RawMessage) {
+	v := reflect.ValueOf(dst).Elem()
+	for key := range keys {
+		if f, ok := jsonField(v.Type(), key); ok {
+			field := v.FieldByName(f.Name)
+			field.Set(reflect.Zero(field.Type()))
+		}
 	}
 }
 

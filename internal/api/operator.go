@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -43,9 +44,19 @@ func (s *server) patchEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := decodePatch(w, r, &req); err != nil {
 		return err
 	}
+	// A retry policy the patch left as it was is not checked again: one
+	// stored by an older version, which matched its names without regard
+	// to case, would refuse every patch of the endpoint.
+	samePolicy := bytes.Equal(req.RetryPolicy, old.RetryPolicy)
+	if samePolicy {
+		req.RetryPolicy = nil
+	}
 	e, err := s.buildEndpoint(&req)
 	if err != nil {
 		return schemeNeedsSecret(old, req, err)
+	}
+	if samePolicy {
+		e.RetryPolicy = old.RetryPolicy
 	}
 	e.ID = old.ID
 	keepSecrets(old, &e)
@@ -77,12 +88,13 @@ func decodePatch(w http.ResponseWriter, r *http.Request, req *endpointRequest) e
 	if err := decodeBody(w, r, &fields); err != nil {
 		return err
 	}
-	if fields == nil {
-		return badRequest("body", "must be a JSON object, not null")
-	}
 	if name, ok := nullField(fields); ok {
 		return badRequest(name, "must not be null")
 	}
+	// A field given replaces the endpoint's: decoded over the stored value,
+	// a map or an object would be merged into it (headers kept that the
+	// patch left out).
+	clearFields(req, fields)
 	return decodeFields(fields, req)
 }
 
@@ -99,10 +111,14 @@ func nullField(fields map[string]json.RawMessage) (string, bool) {
 // requestOf is the request that would create e, so that decoding a patch
 // over it changes only the fields the patch names.
 func requestOf(e db.Endpoint) endpointRequest {
+	// Values of their own: a patch decoded over the request must not write
+	// into the stored endpoint it is compared with (e.Secrets shares its
+	// array with the caller's endpoint).
+	secret := e.Secrets[0]
 	req := endpointRequest{
 		URL: &e.URL, Description: e.Description, EventTypes: e.EventTypes,
 		Filters: &e.Filters, Headers: e.Headers, SignatureScheme: e.SignatureScheme,
-		Secret: &e.Secrets[0], Active: &e.Active, RetryPolicy: e.RetryPolicy,
+		Secret: &secret, Active: &e.Active, RetryPolicy: e.RetryPolicy,
 		RateLimit: e.RateLimit,
 	}
 	if e.Timeout > 0 {
@@ -117,10 +133,11 @@ func requestOf(e db.Endpoint) endpointRequest {
 // secret does not fit the new one.
 func schemeNeedsSecret(old db.Endpoint, req endpointRequest, err error) error {
 	var ae *apiError
+	scheme := cmp.Or(req.SignatureScheme, string(dispatch.SchemeStandard))
 	if errors.As(err, &ae) && ae.field == "secret" && *req.Secret == old.Secrets[0] &&
-		req.SignatureScheme != old.SignatureScheme {
+		scheme != old.SignatureScheme {
 		return invalidField("signature_scheme", "the endpoint's secret is not a %s secret: "+
-			"give a new \"secret\" with the scheme", req.SignatureScheme)
+			"give a new \"secret\" with the scheme", scheme)
 	}
 	return err
 }

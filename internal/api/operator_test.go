@@ -63,7 +63,75 @@ func TestPatchOfTheSchemeAlone(t *testing.T) {
 	}
 	// A bad new secret is still named as the secret.
 	e.do(http.MethodPatch, path, `{"signature_scheme":"kmsg","secret":""}`).
-		wantError(t, http.StatusUnprocessableEntity, "invalid_field", "secret")
+		wantError(t, http.StatusUnprocessableEntity, "invalid_field", "secret: ")
+	kmsg := "/v1/endpoints/" + str(e.createEndpoint(patchedEndpoint)["id"])
+	e.do(http.MethodPatch, kmsg, `{"signature_scheme":"standard","secret":"whsec_short"}`).
+		wantError(t, http.StatusUnprocessableEntity, "invalid_field", "secret: invalid standard")
+	e.do(http.MethodPatch, kmsg, `{"signature_scheme":""}`).
+		wantError(t, http.StatusUnprocessableEntity, "invalid_field",
+			"signature_scheme: the endpoint's secret is not a standard secret")
+}
+
+// TestPatchReplacesTheFieldsGiven: a map or an object given replaces the
+// endpoint's rather than being merged into it.
+func TestPatchReplacesTheFieldsGiven(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	path := "/v1/endpoints/" + str(e.createEndpoint(patchedEndpoint)["id"])
+	got := e.do(http.MethodPatch, path, `{"headers":{"X-New":"v"},"filters":{"channel_id":["sms"]}}`).
+		wantStatus(t, http.StatusOK).body
+	if h := str(got["headers"]); h != "map[X-New:v]" {
+		t.Errorf("headers %s after a patch giving X-New alone", h)
+	}
+	if f := str(got["filters"]); f != "map[channel_id:[sms] provider_id:[] template_id:[]]" {
+		t.Errorf("filters %s after a patch giving channel_id alone", f)
+	}
+	got = e.do(http.MethodPatch, path, `{"headers":{}}`).wantStatus(t, http.StatusOK).body
+	if h := str(got["headers"]); h != "map[]" {
+		t.Errorf("headers %s after a patch giving none", h)
+	}
+}
+
+// TestPatchOfAnEndpointWithAnOlderRetryPolicy: a retry policy stored by an
+// older version, whose names were matched without regard to case, is kept
+// by a patch that does not give one, and refused in one that does.
+func TestPatchOfAnEndpointWithAnOlderRetryPolicy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	ep, err := e.store.CreateEndpoint(context.Background(), db.Endpoint{
+		ID: "ep_older", URL: "https://hooks.example.com/in", EventTypes: []string{"*"},
+		SignatureScheme: "kmsg", Secrets: []string{"kmsg-secret"}, Active: true,
+		RetryPolicy: []byte(`{"Base":"1s","Max_Attempts":3}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1/endpoints/" + ep.ID
+	got := e.do(http.MethodPatch, path, `{"active":false}`).wantStatus(t, http.StatusOK).body
+	if got["active"] != false || str(got["retry_policy"]) != "map[Base:1s Max_Attempts:3]" {
+		t.Errorf("patched endpoint %v, want it inactive with its retry policy", got)
+	}
+	e.do(http.MethodPatch, path, `{"retry_policy":{"Base":"1s","Max_Attempts":4}}`).
+		wantError(t, http.StatusBadRequest, "invalid_request", "retry_policy.Base: unknown field")
+}
+
+// TestPatchOfTheSecretAfterARotation: a new secret given in a patch ends
+// the grace of the secrets rotated out before.
+func TestPatchOfTheSecretAfterARotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	id := str(e.createEndpoint(patchedEndpoint)["id"])
+	e.do(http.MethodPost, "/v1/endpoints/"+id+"/rotate-secret", "").wantStatus(t, http.StatusOK)
+	e.do(http.MethodPatch, "/v1/endpoints/"+id, `{"secret":"kmsg-new"}`).
+		wantStatus(t, http.StatusOK)
+	ep, err := e.store.GetEndpoint(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ep.Secrets) != 1 || ep.Secrets[0] != "kmsg-new" {
+		t.Errorf("secrets after the patch: %d, first %q; want only kmsg-new",
+			len(ep.Secrets), ep.Secrets[0])
+	}
 }
 
 // TestPatchRefusesNull: a null would reset these fields to their defaults,

@@ -392,18 +392,19 @@ func isLoopback(addr string) (bool, error) {
 }
 
 // PrefixRule says which prefixes ValidPrefix accepts.
-const PrefixRule = "must be 1–64 lowercase letters, digits, - and _"
+const PrefixRule = "must be 1–64 letters, digits, - and _"
 
 // ValidPrefix reports whether p can prefix subjects and stream names.
-// Stream names are the prefix upper-cased (hookrelay → HOOKRELAY_EVENTS),
-// so upper case is refused: two prefixes that differed only in case would
-// name the same streams.
+// Stream names are the prefix upper-cased (hookrelay → HOOKRELAY_EVENTS):
+// two prefixes that differ only in case name the same streams, which
+// stream.EnsureStream and stream.CreateStreamIfMissing refuse to share.
 func ValidPrefix(p string) bool {
 	if p == "" || len(p) > 64 {
 		return false
 	}
 	for _, r := range p {
-		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '-' || r == '_'
 		if !ok {
 			return false
 		}

@@ -101,15 +101,15 @@ func ConsumerConfig(durable, filter string, ackWait time.Duration) jetstream.Con
 }
 
 // EnsureStream creates or updates a stream and checks the result. A stream
-// of that name that takes other subjects is not this deployment's: updating
-// it would take its subjects away from whoever uses it, so it is refused.
+// of that name that takes other subjects is not this deployment's (stream
+// names are upper-cased: prefixes that differ only in case share them):
+// updating it would take its subjects away from whoever uses it, so it is
+// refused.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	switch s, err := js.Stream(ctx, cfg.Name); {
 	case err == nil:
-		if got := s.CachedInfo().Config.Subjects; !slices.Equal(got, cfg.Subjects) {
-			return nil, fmt.Errorf("stream %s takes subjects %s, not %s: it is not this "+
-				"deployment's; give this one a prefix of its own", cfg.Name,
-				strings.Join(got, ", "), strings.Join(cfg.Subjects, ", "))
+		if err := sameSubjects(cfg, s.CachedInfo().Config); err != nil {
+			return nil, err
 		}
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
@@ -127,11 +127,13 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 
 // CreateStreamIfMissing creates a stream that does not exist and leaves an
 // existing one as it is: producers must not change settings (replicas,
-// limits) that the consumers chose.
+// limits) that the consumers chose. An existing stream that takes other
+// subjects is refused, as EnsureStream refuses it: what is published would
+// reach no stream.
 func CreateStreamIfMissing(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	_, err := js.Stream(ctx, cfg.Name)
+	s, err := js.Stream(ctx, cfg.Name)
 	if err == nil {
-		return nil
+		return sameSubjects(cfg, s.CachedInfo().Config)
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("look up stream %s: %w", cfg.Name, err)
@@ -157,6 +159,16 @@ func EnsureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.Consu
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	return c, nil
+}
+
+// sameSubjects refuses a stream named as want that takes other subjects.
+func sameSubjects(want, got jetstream.StreamConfig) error {
+	if slices.Equal(got.Subjects, want.Subjects) {
+		return nil
+	}
+	return fmt.Errorf("stream %s takes subjects %s, not %s: it is not this deployment's; "+
+		"give this one a prefix of its own", want.Name, strings.Join(got.Subjects, ", "),
+		strings.Join(want.Subjects, ", "))
 }
 
 func sameStream(want, got jetstream.StreamConfig) error {

@@ -82,9 +82,9 @@ func TestConsumerSettingsAreReadBack(t *testing.T) {
 }
 
 // TestAStreamOfOtherSubjectsIsNotTakenOver: a stream of the same name that
-// takes other subjects (made by hand, or by an older version that accepted
-// a prefix differing only in case) is another deployment's. Updating it
-// would move its subjects and take its events.
+// takes other subjects (made by hand, or by a deployment whose prefix
+// differs only in case) is another deployment's. Updating it would move its
+// subjects and take its events; publishing would reach no stream.
 func TestAStreamOfOtherSubjectsIsNotTakenOver(t *testing.T) {
 	t.Parallel()
 	js := setup(t)
@@ -102,6 +102,11 @@ func TestAStreamOfOtherSubjectsIsNotTakenOver(t *testing.T) {
 		"deployment's; give this one a prefix of its own"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+	// Nor does a producer publish to it.
+	if err := stream.CreateStreamIfMissing(ctx, js, names.EventsConfig(1)); err == nil ||
+		err.Error() != want {
+		t.Errorf("producer: error %v, want %q", err, want)
 	}
 	s, err := js.Stream(ctx, names.EventsStream())
 	if err != nil {
