@@ -127,6 +127,7 @@ func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint)
 	default:
 		// Waiting for a permit holds back the worker, and so the pulling
 		// of events, while the process is at its capacity.
+		p.recording <- struct{}{}
 		p.inline <- struct{}{}
 		tk, why := p.inlineTicket(ce.ep)
 		if tk != nil {
@@ -134,6 +135,7 @@ func (p *Pipeline) dispatchTarget(fe *fanEvent, c db.Claimed, ce cachedEndpoint)
 			return
 		}
 		<-p.inline
+		<-p.recording
 		metricHandedOn.WithLabelValues(why).Inc()
 	}
 	fe.handOn = append(fe.handOn, row)
@@ -168,8 +170,9 @@ func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 			return
 		}
 		a, ok := p.post(target, tk, 1, p.policyFor(ep, p.log))
-		<-p.inline // the record's wait holds no permit
+		<-p.inline // the record's wait holds no attempt permit
 		if !ok {
+			<-p.recording
 			fe.mu.Lock()
 			fe.cancelled = true
 			fe.mu.Unlock()
@@ -192,11 +195,13 @@ func (p *Pipeline) attemptInline(fe *fanEvent, ep *db.Endpoint, tk *ticket) {
 // by the attempt, takes the next one meanwhile. When the goroutines that
 // made the attempts waited, the consumer held hundreds of grown stacks at
 // full speed, and its memory in a fan-out grew by a third (README,
-// Performance).
+// Performance). The recording permit taken for the attempt is given back
+// once the record is written.
 func (p *Pipeline) recordApart(fe *fanEvent, row db.NewDelivery, d dispatch.Decision) {
 	fe.hold()
 	go func() {
 		defer p.release(fe)
+		defer func() { <-p.recording }()
 		p.record(fe, []db.NewDelivery{row}, []dispatch.Decision{d})
 	}()
 }

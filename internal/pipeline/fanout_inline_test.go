@@ -387,3 +387,73 @@ func recordsWaiting() (waiting, onRunner int) {
 	}
 	return waiting, onRunner
 }
+
+// TestAttemptsWaitingForTheirRecordsAreBounded holds the deliveries table
+// locked while events to ten endpoints each are attempted: the fan-out
+// stage stops making attempts once 32 batches of them wait for their
+// records, rather than attempting every event it holds, and delivers the
+// rest once the records are written.
+func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
+	b := setup(t)
+	const endpoints, events, batch = 10, 30, 2
+	bound := 32 * batch // recordsPerBatch batches
+	paths := make([]string, endpoints)
+	ids := make([]string, endpoints)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/bound%d", i)
+		ids[i] = b.endpoint(fmt.Sprintf("ep_bound%d", i), paths[i], []string{"*"}, db.Filters{}).ID
+	}
+	tx, err := b.pool.Begin(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(b.ctx) }()
+	if _, err := tx.Exec(b.ctx, "LOCK TABLE deliveries IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	b.start(pipeline.Config{BatchSize: batch})
+	lines := make([][]byte, events)
+	for i := range lines {
+		lines[i] = inlineEvent(fmt.Sprintf("evt_bound_%02d", i))
+	}
+	b.publish(lines)
+
+	received := func() int {
+		n := 0
+		for _, p := range paths {
+			n += len(b.recv.ids(p))
+		}
+		return n
+	}
+	// Wait until no attempt was made for half a second.
+	last, still := -1, 0
+	eventually(t, 30*time.Second, "the attempts to stop", func() bool {
+		n := received()
+		if n > 0 && n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+		return still >= 25
+	})
+	t.Logf("%d attempts made while the records waited", last)
+	if last > bound {
+		t.Errorf("%d attempts made while their records waited, want at most %d", last, bound)
+	}
+	if waiting, _ := recordsWaiting(); waiting > bound {
+		t.Errorf("%d records waiting, want at most %d", waiting, bound)
+	}
+
+	if err := tx.Rollback(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "every delivery made", func() bool {
+		return received() == endpoints*events
+	})
+	for i := range events {
+		for _, id := range ids {
+			b.waitDelivery(fmt.Sprintf("evt_bound_%02d", i), id, db.StatusSucceeded)
+		}
+	}
+	eventually(t, 10*time.Second, "both stages to settle", b.settled)
+}

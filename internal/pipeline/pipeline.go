@@ -27,6 +27,14 @@ import (
 // several hundred events, and four batches held the stage back by a tenth.
 const inFlightBatches = 8
 
+// recordsPerBatch bounds, in batches, the first attempts of the fan-out
+// stage that are made or waiting for their record. The record's wait holds
+// no attempt permit (it would cap the attempts at a permit per group
+// commit), so without this bound a slow or unreachable database would let
+// the attempts of every event held, a hundred endpoints each, pile up
+// waiting. At 25,000 deliveries a second about a thousand wait at once.
+const recordsPerBatch = 32
+
 // Config tunes the pipeline. Zero fields take the defaults named.
 type Config struct {
 	// Names gives the subjects and streams; Prefix defaults to "hookrelay".
@@ -110,9 +118,10 @@ type Pipeline struct {
 	// the fan-out stage stops pulling. It holds inFlightBatches batches.
 	inFlight chan struct{}
 	// inline counts first attempts the fan-out stage has taken on, waiting
-	// or running; when it is full the fan-out stage stops pulling.
-	inline   chan struct{}
-	attempts sync.WaitGroup
+	// or running, and recording those and the ones waiting for their
+	// record; when either is full the fan-out stage stops pulling.
+	inline, recording chan struct{}
+	attempts          sync.WaitGroup
 	// runner runs the attempts of both stages.
 	runner *runner
 
@@ -141,6 +150,7 @@ func New(cfg Config, js jetstream.JetStream, store *db.Store, sender *dispatch.S
 		held:        make(chan struct{}, 2*cfg.Concurrency),
 		inFlight:    make(chan struct{}, inFlightBatches*cfg.BatchSize),
 		inline:      make(chan struct{}, 2*cfg.Concurrency),
+		recording:   make(chan struct{}, recordsPerBatch*cfg.BatchSize),
 		runner:      newRunner(stopping),
 		stopping:    stopping, attemptCtx: ctx, cancelAttempt: cancel,
 	}
