@@ -327,14 +327,7 @@ func TestRateLimitedEndpointFirstAttemptsGoThroughTheDeliveryStage(t *testing.T)
 func TestRecordsWaitOffTheAttemptGoroutines(t *testing.T) {
 	b := setup(t)
 	ep := b.endpoint("ep_wait", "/wait", []string{"*"}, db.Filters{})
-	tx, err := b.pool.Begin(b.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(b.ctx) }()
-	if _, err := tx.Exec(b.ctx, "LOCK TABLE deliveries IN SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := b.lockDeliveries()
 	b.start(pipeline.Config{})
 	const n = 20
 	events := make([][]byte, n)
@@ -356,13 +349,34 @@ func TestRecordsWaitOffTheAttemptGoroutines(t *testing.T) {
 			onRunner, waiting)
 	}
 
-	if err := tx.Rollback(b.ctx); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	for i := range n {
 		b.waitDelivery(fmt.Sprintf("evt_wait_%02d", i), ep.ID, db.StatusSucceeded)
 	}
 	eventually(t, 10*time.Second, "both stages to settle", b.settled)
+}
+
+// lockDeliveries holds the deliveries table locked against writes until
+// unlock is called, or the test ends.
+func (b *bundle) lockDeliveries() (unlock func()) {
+	b.t.Helper()
+	tx, err := b.pool.Begin(b.ctx)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := tx.Exec(b.ctx, "LOCK TABLE deliveries IN SHARE MODE"); err != nil {
+		b.t.Fatal(err)
+	}
+	var once sync.Once
+	unlock = func() {
+		once.Do(func() {
+			if err := tx.Rollback(b.ctx); err != nil {
+				b.t.Error(err)
+			}
+		})
+	}
+	b.t.Cleanup(unlock)
+	return unlock
 }
 
 // recordsWaiting counts the goroutines waiting in the fan-out stage's
@@ -403,14 +417,7 @@ func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
 		paths[i] = fmt.Sprintf("/bound%d", i)
 		ids[i] = b.endpoint(fmt.Sprintf("ep_bound%d", i), paths[i], []string{"*"}, db.Filters{}).ID
 	}
-	tx, err := b.pool.Begin(b.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(b.ctx) }()
-	if _, err := tx.Exec(b.ctx, "LOCK TABLE deliveries IN SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := b.lockDeliveries()
 	b.start(pipeline.Config{BatchSize: batch})
 	lines := make([][]byte, events)
 	for i := range lines {
@@ -444,9 +451,7 @@ func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
 		t.Errorf("%d records waiting, want at most %d", waiting, bound)
 	}
 
-	if err := tx.Rollback(b.ctx); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	eventually(t, 60*time.Second, "every delivery made", func() bool {
 		return received() == endpoints*events
 	})
