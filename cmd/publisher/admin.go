@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -184,6 +185,12 @@ var flagChecks = map[string]func(string) error{
 		}
 		return nil
 	},
+	"status": func(s string) error {
+		if !slices.Contains([]string{"pending", "succeeded", "failed", "skipped"}, s) {
+			return errors.New("must be pending, succeeded, failed or skipped")
+		}
+		return nil
+	},
 	"limit": func(s string) error {
 		if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 500 {
 			return errors.New("must be a number from 1 to 500")
@@ -200,7 +207,7 @@ func queryFlags(fs *flag.FlagSet, q url.Values, names ...string) {
 }
 
 func endpointListFlags(fs *flag.FlagSet, q url.Values) {
-	queryFlags(fs, q, "limit", "cursor", "active")
+	queryFlags(fs, q, "limit", "cursor", "active", "event-type")
 }
 
 func deliveryListFlags(fs *flag.FlagSet, q url.Values) {

@@ -191,11 +191,11 @@ func TestDeliveriesList(t *testing.T) {
 	wantLines(t, r.stdout, "2 deliveries shown; next page: --cursor ")
 
 	// The API's refusal is printed with its code and message.
-	r = a.admin(t, "deliveries", "list", "--status", "lost")
+	r = a.admin(t, "deliveries", "list", "--since", "yesterday")
 	if r.code != exitFailed {
-		t.Errorf("bad status: exit %d", r.code)
+		t.Errorf("bad since: exit %d", r.code)
 	}
-	wantLines(t, r.stderr, "publisher deliveries list: invalid_request: status: must be one of")
+	wantLines(t, r.stderr, "publisher deliveries list: invalid_request: since: must be an RFC 3339 time")
 }
 
 func TestDeliveriesShow(t *testing.T) {
@@ -325,6 +325,7 @@ func TestAdminFlagValuesTheAPIWouldRefuseAreUsageErrors(t *testing.T) {
 		{"deliveries", "list", "--limit", "0"},
 		{"deliveries", "list", "--limit", "x"},
 		{"deliveries", "list", "--status", ""},
+		{"deliveries", "list", "--status", "FAILED"},
 		{"deliveries", "list", "--cursor="},
 	} {
 		// The API is never reached: the URL's port has nothing behind it.

@@ -72,6 +72,24 @@ func decodeExact(value []byte, dst any, root string) error {
 	return jsonError(err)
 }
 
+// takesNoBody refuses a request to h that carries a body other than an
+// empty object: h would not read it, and the caller would believe it had
+// been (a secret of its own sent to rotate-secret).
+func takesNoBody(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		if err != nil {
+			return jsonError(err)
+		}
+		var fields map[string]json.RawMessage
+		if len(bytes.TrimSpace(body)) > 0 &&
+			(json.Unmarshal(body, &fields) != nil || fields == nil || len(fields) > 0) {
+			return badRequest("body", "this route takes no body")
+		}
+		return h(w, r)
+	}
+}
+
 func isTooLarge(err error) bool {
 	var mbe *http.MaxBytesError
 	return errors.As(err, &mbe)

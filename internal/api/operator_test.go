@@ -269,3 +269,21 @@ func TestRetryDeliveryOfDisabledOrDeletedEndpointConflicts(t *testing.T) {
 		t.Errorf("retry answered %s, requeued %v", r.raw, o.op.requeued())
 	}
 }
+
+// TestRoutesWithoutABodyRefuseOne: a body sent to rotate-secret (a secret
+// of the caller's own, say) would be ignored, and the caller misled.
+func TestRoutesWithoutABodyRefuseOne(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	path := "/v1/endpoints/" + str(e.createEndpoint(patchedEndpoint)["id"])
+	for _, body := range []string{`{"secret":"mine"}`, `not json`, `[]`, `null`} {
+		e.do(http.MethodPost, path+"/rotate-secret", body).
+			wantError(t, http.StatusBadRequest, "invalid_request", "body: this route takes no body")
+		e.do(http.MethodDelete, path, body).
+			wantError(t, http.StatusBadRequest, "invalid_request", "body: this route takes no body")
+	}
+	for _, body := range []string{``, ` { } `} {
+		e.do(http.MethodPost, path+"/rotate-secret", body).wantStatus(t, http.StatusOK)
+	}
+	e.do(http.MethodDelete, path, `{}`).wantStatus(t, http.StatusOK)
+}

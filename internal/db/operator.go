@@ -91,8 +91,8 @@ func (s *Store) RequeueDelivery(ctx context.Context, id int64) (Due, error) {
 	return Due{DeliveryID: row.ID, NextAttempt: int(row.AttemptCount) + 1}, nil
 }
 
-// RequeueFailed makes the failed deliveries of an endpoint created since a
-// time due now.
+// RequeueFailed makes the deliveries of an endpoint created since a time
+// that failed, or were skipped while it was disabled, due now.
 func (s *Store) RequeueFailed(ctx context.Context, endpointID string, since time.Time) ([]Due, error) {
 	rows, err := s.q.DeliveryRequeueFailedByEndpoint(ctx, s.pool,
 		dbgen.DeliveryRequeueFailedByEndpointParams{EndpointID: endpointID, Since: since})

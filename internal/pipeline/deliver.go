@@ -265,11 +265,18 @@ func (p *Pipeline) sendTo(ctx context.Context, t *db.Target, at time.Time) (disp
 	})
 }
 
-// signingSecrets is the current secret and the rotated-out ones still in
-// their grace period.
+// signingSecrets are the secrets that sign for e at now. The standard
+// scheme signs with the current secret and the rotated-out ones still in
+// their grace period. A kmsg header holds one signature: the previous
+// secret signs until its grace period ends, and the current one after, so
+// that the receiver has the grace period to take the new secret (signed
+// with it at once, every event would fail until the receiver had it).
 func signingSecrets(e *db.Endpoint, now time.Time) []string {
 	if len(e.Secrets) <= 1 || e.SecretsExpireAt == nil || now.After(*e.SecretsExpireAt) {
 		return e.Secrets[:min(len(e.Secrets), 1)]
+	}
+	if dispatch.Scheme(e.SignatureScheme) == dispatch.SchemeKMsg {
+		return e.Secrets[1:2]
 	}
 	return e.Secrets
 }

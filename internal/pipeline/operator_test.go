@@ -149,6 +149,38 @@ func TestRecoveringAnEndpoint(t *testing.T) {
 	}
 }
 
+// TestRecoveringAnEndpointThatWasDisabled: the deliveries skipped while an
+// endpoint was disabled are recovered with its failed ones once it is
+// enabled again.
+func TestRecoveringAnEndpointThatWasDisabled(t *testing.T) {
+	t.Parallel()
+	o := setupOperator(t, pipeline.Config{})
+	ep := o.endpoint("ep_off", "/off", []string{"*"}, db.Filters{})
+	since := time.Now().Add(-time.Minute)
+	if code := o.call("PATCH", "/v1/endpoints/ep_off", map[string]bool{"active": false}, nil); code != 200 {
+		t.Fatalf("disable: status %d", code)
+	}
+	o.publish([][]byte{o.event("evt_off0", "message.sent"), o.event("evt_off1", "message.sent")})
+	for _, id := range []string{"evt_off0", "evt_off1"} {
+		o.waitStatus(id, ep.ID, db.StatusSkipped)
+	}
+	body := map[string]string{"since": since.Format(time.RFC3339)}
+	if code := o.call("POST", "/v1/endpoints/ep_off/recover", body, nil); code != 409 {
+		t.Errorf("recover while disabled: status %d, want 409", code)
+	}
+	if code := o.call("PATCH", "/v1/endpoints/ep_off", map[string]bool{"active": true}, nil); code != 200 {
+		t.Fatalf("enable: status %d", code)
+	}
+	var out struct{ Requeued int }
+	if code := o.call("POST", "/v1/endpoints/ep_off/recover", body, &out); code != 202 ||
+		out.Requeued != 2 {
+		t.Fatalf("recover: status %d, requeued %d; want 202 and 2", code, out.Requeued)
+	}
+	for _, id := range []string{"evt_off0", "evt_off1"} {
+		o.waitStatus(id, ep.ID, db.StatusSucceeded)
+	}
+}
+
 func TestProbingAnEndpoint(t *testing.T) {
 	t.Parallel()
 	o := setupOperator(t, pipeline.Config{})

@@ -213,9 +213,13 @@ WHERE id = @id AND status <> 'succeeded'
 RETURNING id, attempt_count;
 
 -- name: DeliveryRequeueFailedByEndpoint :many
+-- The deliveries that failed, and those skipped while the endpoint was
+-- disabled (not those of an endpoint deleted before one of the same id was
+-- created).
 UPDATE deliveries
 SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()
-WHERE endpoint_id = @endpoint_id AND status = 'failed' AND created_at >= @since
+WHERE endpoint_id = @endpoint_id AND created_at >= @since
+  AND (status = 'failed' OR status = 'skipped' AND last_error IS DISTINCT FROM 'endpoint deleted')
 RETURNING id, attempt_count;
 
 -- name: DeliveryListWindowProbe :many

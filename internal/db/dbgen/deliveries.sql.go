@@ -666,7 +666,8 @@ func (q *Queries) DeliveryRequeue(ctx context.Context, db DBTX, id int64) (Deliv
 const deliveryRequeueFailedByEndpoint = `-- name: DeliveryRequeueFailedByEndpoint :many
 UPDATE deliveries
 SET status = 'pending', next_attempt_at = now(), completed_at = NULL, updated_at = now()
-WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2
+WHERE endpoint_id = $1 AND created_at >= $2
+  AND (status = 'failed' OR status = 'skipped' AND last_error IS DISTINCT FROM 'endpoint deleted')
 RETURNING id, attempt_count
 `
 
@@ -680,6 +681,9 @@ type DeliveryRequeueFailedByEndpointRow struct {
 	AttemptCount int32
 }
 
+// The deliveries that failed, and those skipped while the endpoint was
+// disabled (not those of an endpoint deleted before one of the same id was
+// created).
 func (q *Queries) DeliveryRequeueFailedByEndpoint(ctx context.Context, db DBTX, arg DeliveryRequeueFailedByEndpointParams) ([]DeliveryRequeueFailedByEndpointRow, error) {
 	rows, err := db.Query(ctx, deliveryRequeueFailedByEndpoint, arg.EndpointID, arg.Since)
 	if err != nil {
