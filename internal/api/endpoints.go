@@ -58,6 +58,7 @@ func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e.ID = newEndpointID()
+	e.DisabledReason = disabledReason(db.Endpoint{Active: true}, e)
 	created, err := s.store.CreateEndpoint(r.Context(), e)
 	if err != nil {
 		return err

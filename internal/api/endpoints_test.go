@@ -45,10 +45,11 @@ func checkEndpointFields(t *testing.T, ep map[string]any) {
 	want := map[string]string{
 		"url": "https://hooks.example.com/in", "description": "orders",
 		"event_types": "[message.* template.approved]", "signature_scheme": "kmsg",
-		"active": "false", "timeout": "10s", "rate_limit": "50", "disabled_reason": "",
-		"headers":      "map[X-Team:ops]",
-		"filters":      "map[channel_id:[] provider_id:[solapi] template_id:[]]",
-		"retry_policy": "map[base:5s max_attempts:5 multiplier:2]",
+		"active": "false", "timeout": "10s", "rate_limit": "50",
+		"disabled_reason": "disabled through the API",
+		"headers":         "map[X-Team:ops]",
+		"filters":         "map[channel_id:[] provider_id:[solapi] template_id:[]]",
+		"retry_policy":    "map[base:5s max_attempts:5 multiplier:2]",
 	}
 	for k, v := range want {
 		if got := str(ep[k]); got != v {

@@ -54,7 +54,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 		FilterChannelIds:  nonNil(e.Filters.ChannelID),
 		FilterTemplateIds: nonNil(e.Filters.TemplateID),
 		Headers:           headers, SignatureScheme: e.SignatureScheme, Secrets: s.sealAll(e.Secrets),
-		Active: e.Active, RetryPolicy: e.RetryPolicy,
+		Active: e.Active, DisabledReason: e.DisabledReason, RetryPolicy: e.RetryPolicy,
 		TimeoutMs: timeoutMs(e.Timeout), RateLimit: int32Ptr(e.RateLimit),
 	})
 	if err != nil {

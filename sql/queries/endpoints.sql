@@ -1,11 +1,11 @@
 -- name: EndpointInsert :one
 INSERT INTO endpoints (
     id, url, description, event_types, filter_provider_ids, filter_channel_ids,
-    filter_template_ids, headers, signature_scheme, secrets, active, retry_policy,
-    timeout_ms, rate_limit
+    filter_template_ids, headers, signature_scheme, secrets, active, disabled_reason,
+    retry_policy, timeout_ms, rate_limit
 ) VALUES (
     @id, @url, @description, @event_types, @filter_provider_ids, @filter_channel_ids,
-    @filter_template_ids, @headers, @signature_scheme, @secrets, @active,
+    @filter_template_ids, @headers, @signature_scheme, @secrets, @active, @disabled_reason,
     sqlc.narg(retry_policy), sqlc.narg(timeout_ms), sqlc.narg(rate_limit)
 )
 RETURNING *;

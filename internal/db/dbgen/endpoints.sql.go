@@ -92,12 +92,12 @@ func (q *Queries) EndpointGet(ctx context.Context, db DBTX, id string) (Endpoint
 const endpointInsert = `-- name: EndpointInsert :one
 INSERT INTO endpoints (
     id, url, description, event_types, filter_provider_ids, filter_channel_ids,
-    filter_template_ids, headers, signature_scheme, secrets, active, retry_policy,
-    timeout_ms, rate_limit
+    filter_template_ids, headers, signature_scheme, secrets, active, disabled_reason,
+    retry_policy, timeout_ms, rate_limit
 ) VALUES (
     $1, $2, $3, $4, $5, $6,
-    $7, $8, $9, $10, $11,
-    $12, $13, $14
+    $7, $8, $9, $10, $11, $12,
+    $13, $14, $15
 )
 RETURNING id, url, description, event_types, filter_provider_ids, filter_channel_ids, filter_template_ids, headers, signature_scheme, secrets, secrets_expire_at, active, disabled_reason, retry_policy, timeout_ms, rate_limit, failing_since, created_at, updated_at
 `
@@ -114,6 +114,7 @@ type EndpointInsertParams struct {
 	SignatureScheme   string
 	Secrets           []string
 	Active            bool
+	DisabledReason    string
 	RetryPolicy       json.RawMessage
 	TimeoutMs         *int32
 	RateLimit         *int32
@@ -132,6 +133,7 @@ func (q *Queries) EndpointInsert(ctx context.Context, db DBTX, arg EndpointInser
 		arg.SignatureScheme,
 		arg.Secrets,
 		arg.Active,
+		arg.DisabledReason,
 		arg.RetryPolicy,
 		arg.TimeoutMs,
 		arg.RateLimit,
