@@ -29,14 +29,15 @@ const startTimeout = 30 * time.Second
 type app struct {
 	log  *zap.Logger
 	pool *pgxpool.Pool
-	// batchPool runs the pipeline's batch statements (db.OpenPipeline).
-	batchPool *pgxpool.Pool
-	nc        *nats.Conn
-	pipe      *pipeline.Pipeline
-	http      *http.Server
-	store     *db.Store
-	guard     *dispatch.Guard
-	pprof     *http.Server
+	// batchPool runs the pipeline's batch statements (db.OpenPipeline),
+	// claimPool the claim of new events (db.OpenClaims).
+	batchPool, claimPool *pgxpool.Pool
+	nc                   *nats.Conn
+	pipe                 *pipeline.Pipeline
+	http                 *http.Server
+	store                *db.Store
+	guard                *dispatch.Guard
+	pprof                *http.Server
 	// Background jobs on the store, started after the pipeline.
 	retention *db.Retention
 	monitor   *pipeline.Monitor
@@ -100,6 +101,10 @@ func (a *app) connect(ctx context.Context, cfg config.Consumer) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	a.store.UseBatchPool(a.batchPool)
+	if a.claimPool, err = db.OpenClaims(ctx, cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	a.store.UseClaimPool(a.claimPool)
 	if cfg.SecretKey != "" {
 		if err := a.store.UseSecretKey(cfg.SecretKey); err != nil {
 			return fmt.Errorf("--secret-key (HOOKRELAY_SECRET_KEY): %w", err)
@@ -253,8 +258,10 @@ func (a *app) close() {
 	if a.nc != nil {
 		_ = a.nc.Drain()
 	}
-	if a.batchPool != nil {
-		a.batchPool.Close()
+	for _, p := range []*pgxpool.Pool{a.batchPool, a.claimPool} {
+		if p != nil {
+			p.Close()
+		}
 	}
 	if a.pool != nil {
 		a.pool.Close()

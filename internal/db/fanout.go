@@ -39,7 +39,7 @@ type ClaimedDelivery struct {
 // running elsewhere counts as recorded before.
 func (s *Store) Claim(ctx context.Context, events []*event.Event) ([]Claimed, error) {
 	f := columnsOf(firstOfEachID(events))
-	rows, err := s.q.EventClaim(ctx, s.batch, dbgen.EventClaimParams{
+	rows, err := s.q.EventClaim(ctx, s.claims, dbgen.EventClaimParams{
 		Ids: f.ids, Types: f.types, OccurredAts: f.occurredAts, ProviderIds: f.providerIDs,
 		ChannelIds: f.channelIDs, TemplateIds: f.templateIDs, MessageIds: f.messageIDs,
 		OrganizationIds: f.organizationIDs, Bodies: f.bodies, Patterns: f.patterns,

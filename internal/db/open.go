@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"sort"
 	"strings"
 
@@ -52,12 +53,31 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 // them cost more than running them on small batches. Open must have created
 // the database and its schema first.
 func OpenPipeline(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return openGeneric(ctx, url, nil)
+}
+
+// OpenClaims connects a pool to url for the claim of new events
+// (Store.UseClaimPool): prepared once, as OpenPipeline's statements are,
+// and committed without waiting for the WAL to reach the disk. A claim is
+// never acked on its own strength: an event with deliveries is acked after
+// their records, whose synchronous commit flushes the claim's WAL too, and
+// one without any after Store.FlushClaims. The claim comes before the
+// event's first attempts, and its flush (tens of milliseconds at times on
+// a slow disk) would hold them all back.
+func OpenClaims(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return openGeneric(ctx, url, map[string]string{"synchronous_commit": "off"})
+}
+
+// openGeneric connects a pool whose statements run on generic plans, with
+// the run-time parameters params.
+func openGeneric(ctx context.Context, url string, params map[string]string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	configure(cfg)
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	maps.Copy(cfg.ConnConfig.RuntimeParams, params)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect database: %w", err)

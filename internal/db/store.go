@@ -20,22 +20,60 @@ var ErrNotFound = errors.New("not found")
 // Store is hookrelay's history and endpoint store on PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
-	// batch runs the pipeline's batch statements; pool when not set.
-	batch *pgxpool.Pool
-	q     *dbgen.Queries
-	aead  cipher.AEAD // encrypts endpoint secrets when set
+	// batch runs the pipeline's batch statements, and claims the claim of
+	// new events; pool when not set.
+	batch, claims *pgxpool.Pool
+	q             *dbgen.Queries
+	aead          cipher.AEAD // encrypts endpoint secrets when set
 }
 
 // NewStore returns a store on pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, batch: pool, q: dbgen.New()}
+	return &Store{pool: pool, batch: pool, claims: pool, q: dbgen.New()}
+}
+
+// UseClaimPool runs the claim of new events on pool, one from OpenClaims:
+// its commits do not wait for the WAL's flush, and FlushClaims is then
+// needed before an event without deliveries is acked.
+func (s *Store) UseClaimPool(pool *pgxpool.Pool) {
+	s.claims = pool
+}
+
+// FlushClaims returns once the claims committed before it are on disk: it
+// notes where the WAL ends and waits until it is flushed that far, which
+// the next synchronous commit of any session, or the WAL writer within
+// wal_writer_delay (200 ms by default), does. (A transaction that writes
+// nothing but its commit record does not wait for the flush, so one cannot
+// be made to flush.)
+func (s *Store) FlushClaims(ctx context.Context) error {
+	var end string
+	if err := s.pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&end); err != nil {
+		return fmt.Errorf("flush claims: %w", err)
+	}
+	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		var flushed bool
+		err := s.pool.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", end).
+			Scan(&flushed)
+		switch {
+		case err != nil:
+			return fmt.Errorf("flush claims: %w", err)
+		case flushed:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("flush claims: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // UseBatchPool runs the fan-out stage's two batch statements (the claim of
 // new events, and RecordNew) on pool, one from OpenPipeline. Statements
 // whose best plan depends on a table's size stay on the main pool.
+// The claim moves with them, unless UseClaimPool moves it after.
 func (s *Store) UseBatchPool(pool *pgxpool.Pool) {
-	s.batch = pool
+	s.batch, s.claims = pool, pool
 }
 
 // Ping checks that the database answers.

@@ -50,8 +50,37 @@ func (p *Pipeline) fanOut(batch []jetstream.Msg) {
 	for _, c := range claimed {
 		targets[c.EventID] = append(targets[c.EventID], c)
 	}
+	var bare []jetstream.Msg
 	for i, ev := range valid {
+		if len(targets[ev.ID]) == 0 {
+			bare = append(bare, msgs[i])
+			continue
+		}
 		p.dispatchEvent(msgs[i], ev, targets[ev.ID], endpoints)
+	}
+	if len(bare) > 0 {
+		p.attempts.Add(1)
+		go p.ackOnceFlushed(bare)
+	}
+}
+
+// ackOnceFlushed acks the messages of events that go to no endpoint once
+// their claim is on disk: nothing is written after it that would flush it
+// (db.OpenClaims). The wait (up to the WAL writer's delay) holds back no
+// other event.
+func (p *Pipeline) ackOnceFlushed(msgs []jetstream.Msg) {
+	defer p.attempts.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := p.store.FlushClaims(ctx); err != nil {
+		p.log.Error("flush the claim of events without endpoints; returning them",
+			zap.Int("events", len(msgs)), zap.Error(err))
+		nakAll(msgs, retryOwnFailure)
+		return
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+		metricEventsFannedOut.Inc()
 	}
 }
 

@@ -54,15 +54,11 @@ type fanEvent struct {
 	stopKeepAlive func()
 }
 
-// dispatchEvent sends a recorded event to the endpoints it was claimed for.
-// It returns once every attempt has started; the event settles on its own.
+// dispatchEvent sends a recorded event to the endpoints it was claimed for
+// (one at least). It returns once every attempt has started; the event
+// settles on its own.
 func (p *Pipeline) dispatchEvent(msg jetstream.Msg, ev *event.Event, targets []db.Claimed,
 	endpoints map[string]cachedEndpoint) {
-	if len(targets) == 0 {
-		_ = msg.Ack()
-		metricEventsFannedOut.Inc()
-		return
-	}
 	p.inFlight <- struct{}{}
 	p.attempts.Add(1)
 	fe := &fanEvent{msg: msg, ev: ev, left: 1, stopKeepAlive: p.keepAlive(msg)}

@@ -52,9 +52,22 @@ func setup(t *testing.T) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, _ := dbtest.Open(t)
+	pool, dsn := dbtest.Open(t)
 	b := &bundle{t: t, ctx: context.Background(), nats: srv, nc: nc, js: js,
 		store: db.NewStore(pool), pool: pool, names: stream.Names{Prefix: "hrtest"}}
+	// The pools the consumer runs the fan-out stage's statements on: the
+	// claim commits without waiting for its flush.
+	for _, open := range []struct {
+		pool func(context.Context, string) (*pgxpool.Pool, error)
+		use  func(*pgxpool.Pool)
+	}{{db.OpenPipeline, b.store.UseBatchPool}, {db.OpenClaims, b.store.UseClaimPool}} {
+		p, err := open.pool(b.ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		open.use(p)
+	}
 	b.recv = newReceiver(t)
 	return b
 }
