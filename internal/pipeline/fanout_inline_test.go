@@ -462,3 +462,22 @@ func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "both stages to settle", b.settled)
 }
+
+// TestEventsToNoEndpointAreRecordedAndAcked: an event that no endpoint
+// takes is recorded, and its message acked once the claim is on disk.
+func TestEventsToNoEndpointAreRecordedAndAcked(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.endpoint("ep_other", "/other", []string{"template.*"}, db.Filters{})
+	b.start(pipeline.Config{})
+	b.publish([][]byte{inlineEvent("evt_nobody_1"), inlineEvent("evt_nobody_2")})
+	eventually(t, 20*time.Second, "both stages to settle", b.settled)
+	for _, id := range []string{"evt_nobody_1", "evt_nobody_2"} {
+		if _, err := b.store.GetEvent(b.ctx, id); err != nil {
+			t.Errorf("event %s: %v", id, err)
+		}
+	}
+	if n := len(b.recv.ids("/other")); n != 0 {
+		t.Errorf("%d events reached an endpoint that does not take them", n)
+	}
+}
