@@ -20,9 +20,9 @@ const maxBodyBytes = 1 << 20
 // decodeBody reads one JSON value into dst as decodeExact does, refusing
 // anything after it.
 func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := readBody(w, r)
 	if err != nil {
-		return jsonError(err)
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var value, extra json.RawMessage
@@ -77,9 +77,9 @@ func decodeExact(value []byte, dst any, root string) error {
 // been (a secret of its own sent to rotate-secret).
 func takesNoBody(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		body, err := readBody(w, r)
 		if err != nil {
-			return jsonError(err)
+			return err
 		}
 		var fields map[string]json.RawMessage
 		if len(bytes.TrimSpace(body)) > 0 &&
@@ -88,6 +88,15 @@ func takesNoBody(h func(http.ResponseWriter, *http.Request) error) func(http.Res
 		}
 		return h(w, r)
 	}
+}
+
+// readBody reads a request body of up to maxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	return body, nil
 }
 
 func isTooLarge(err error) bool {
